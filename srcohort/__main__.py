@@ -1,0 +1,5 @@
+"""Allow ``python -m srcohort``."""
+
+from srcohort.cli import main
+
+raise SystemExit(main())

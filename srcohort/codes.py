@@ -1,0 +1,113 @@
+"""Coded concepts used across the pipeline, in one place.
+
+Standard codes come from SNOMED CT (SCT), DICOM (DCM), LOINC (LN) and UCUM. Where no standard
+code exists the concept lives in the private scheme ``99SRCOHORT``; every SR that uses it
+declares the scheme in its Coding Scheme Identification Sequence (see ``private_scheme_item``),
+and docs/codes.md lists its codes.
+
+The canonical vocabulary of site exports (``SAPIEN3``, ``current``, ``LCC_HINGE``, ...) maps to
+codes here; site mapping files translate each hospital's spelling into that vocabulary.
+"""
+
+from __future__ import annotations
+
+from pydicom.dataset import Dataset
+from pydicom.sr.coding import Code
+
+PRIVATE_SCHEME = "99SRCOHORT"
+PRIVATE_SCHEME_UID = "2.25.58116745000839245085346640600583658003"  # UUID-derived (PS3.5 B.2)
+PRIVATE_SCHEME_NAME = "srcohort private codes"
+
+
+def private(value: str, meaning: str) -> Code:
+    """A concept of the private scheme: for things no standard terminology names yet."""
+    return Code(value, PRIVATE_SCHEME, meaning)
+
+
+def private_scheme_item() -> Dataset:
+    """One Coding Scheme Identification Sequence item that declares ``99SRCOHORT``."""
+    item = Dataset()
+    item.CodingSchemeDesignator = PRIVATE_SCHEME
+    item.CodingSchemeUID = PRIVATE_SCHEME_UID
+    item.CodingSchemeName = PRIVATE_SCHEME_NAME
+    item.CodingSchemeResponsibleOrganization = "srcohort project"
+    return item
+
+
+def code_key(code: Code | Dataset) -> str:
+    """``SCHEME:VALUE``, the form codes take in the index and in cohort definitions."""
+    return f"{code.CodingSchemeDesignator if isinstance(code, Dataset) else code.scheme_designator}:" \
+           f"{code.CodeValue if isinstance(code, Dataset) else code.value}"
+
+
+YES = Code("373066001", "SCT", "Yes")
+NO = Code("373067005", "SCT", "No")
+UNKNOWN = Code("261665006", "SCT", "Unknown")
+
+# Document titles and sections
+HISTORY = Code("11329-0", "LN", "History general")
+PROBLEM_LIST = Code("11450-4", "LN", "Problem list")
+SOCIAL_HISTORY = Code("29762-2", "LN", "Social history")
+PAST_SURGICAL_HISTORY = Code("10167-5", "LN", "Past surgical history")
+PROCEDURE_REPORT = Code("28570-0", "LN", "Procedure note")
+
+# Patient history findings
+DIABETES_MELLITUS = Code("73211009", "SCT", "Diabetes mellitus")
+LEFT_BUNDLE_BRANCH_BLOCK = Code("63467002", "SCT", "Left bundle branch block")
+TOBACCO_SMOKING_BEHAVIOR = Code("365981007", "SCT", "Tobacco smoking behavior")
+SMOKING = {
+    "current": Code("77176002", "SCT", "Smoker"),
+    "former": Code("8517006", "SCT", "Ex-smoker"),
+    "never": Code("266919005", "SCT", "Never smoked tobacco"),
+}
+
+# Procedures and outcome
+PROCEDURE_REPORTED = Code("121058", "DCM", "Procedure reported")
+TAVI = Code("725351001", "SCT", "Transcatheter aortic valve replacement")
+PACEMAKER_IMPLANTATION = Code("307280005", "SCT", "Implantation of cardiac pacemaker")
+PROCEDURE_DATE = private("PROCEDURE_DATE", "Procedure date")
+PACEMAKER_DATE = private("PACEMAKER_DATE", "Pacemaker implantation date")
+SOURCE_PROCEDURE_CODES = private("SOURCE_PROC_CODES", "Source procedure codes")
+SOURCE_DOCUMENT = private("SOURCE_DOCUMENT", "Source document")
+
+# Prosthesis
+HEART_VALVE_PROSTHESIS = Code("25510005", "SCT", "Heart valve prosthesis")
+PROSTHESIS_FAMILY = private("PROSTHESIS_FAMILY", "Prosthesis family")
+PROSTHESIS_SIZE = private("PROSTHESIS_SIZE", "Prosthesis nominal size")
+BALLOON_EXPANDABLE = private("BALLOON_EXPANDABLE", "Balloon-expandable transcatheter valve")
+SELF_EXPANDING = private("SELF_EXPANDING", "Self-expanding transcatheter valve")
+PROSTHESES: dict[str, tuple[Code, Code]] = {
+    "SAPIEN3": (private("SAPIEN3", "Edwards SAPIEN 3"), BALLOON_EXPANDABLE),
+    "MYVAL": (private("MYVAL", "Meril Myval"), BALLOON_EXPANDABLE),
+    "EVOLUT": (private("EVOLUT", "Medtronic Evolut"), SELF_EXPANDING),
+    "ACURATE": (private("ACURATE", "Boston Scientific ACURATE neo2"), SELF_EXPANDING),
+    "PORTICO": (private("PORTICO", "Abbott Portico"), SELF_EXPANDING),
+}
+
+# Anatomy, landmarks and measurements (TID 1500)
+AORTIC_VALVE_RING = Code("77583004", "SCT", "Aortic valve ring")
+AORTIC_ROOT = Code("8128003", "SCT", "Aortic root")
+LANDMARKS: dict[str, Code] = {
+    "LCC_HINGE": private("LCC_HINGE", "Left coronary cusp hinge point"),
+    "RCC_HINGE": private("RCC_HINGE", "Right coronary cusp hinge point"),
+    "NCC_HINGE": private("NCC_HINGE", "Non-coronary cusp hinge point"),
+    "LM_OSTIUM": Code("1256091001", "SCT", "Ostium of left main coronary artery"),
+    "RCA_OSTIUM": Code("56789007", "SCT", "Ostium of right coronary artery"),
+}
+# canonical name -> (concept, UCUM unit code, unit meaning, finding site)
+MEASUREMENTS: dict[str, tuple[Code, str, str, Code]] = {
+    "ANNULUS_DIAMETER": (Code("81827009", "SCT", "Diameter"), "mm", "millimeter", AORTIC_VALVE_RING),
+    "ANNULUS_PERIMETER": (Code("131191004", "SCT", "Perimeter"), "mm", "millimeter", AORTIC_VALVE_RING),
+    "ANNULUS_AREA": (Code("42798000", "SCT", "Area"), "mm2", "square millimeter", AORTIC_VALVE_RING),
+    "MS_LENGTH": (private("MS_LENGTH", "Membranous septum length"), "mm", "millimeter",
+                  private("MEMBRANOUS_SEPTUM", "Membranous part of interventricular septum")),
+    "CALCIUM_VOLUME": (Code("122660", "DCM", "Calcium Volume"), "mm3", "cubic millimeter", AORTIC_ROOT),
+    "AGATSTON": (Code("112055", "DCM", "Agatston"), "1", "no units", AORTIC_ROOT),
+}
+# Site unit spellings the converter accepts, and the factor to the canonical UCUM unit above.
+UNIT_FACTORS: dict[str, dict[str, float]] = {
+    "mm": {"mm": 1.0, "cm": 10.0},
+    "mm2": {"mm2": 1.0, "cm2": 100.0},
+    "mm3": {"mm3": 1.0, "cm3": 1000.0, "ml": 1000.0},
+    "1": {"1": 1.0, "": 1.0, "AU": 1.0},
+}

@@ -1,0 +1,1 @@
+"""Cohort definitions -> OpenSearch queries -> patient counts and lists."""

@@ -1,0 +1,1 @@
+"""Site export -> DICOM: images pass through, tables become SRs, bad input is quarantined."""

@@ -1,0 +1,89 @@
+"""``srcohort demo``: the whole data flow on a synthetic consortium and a local OpenSearch.
+
+consortium -> per-site conversion -> per-site indexing -> example cohort counts (compared with
+the ground truth the generator wrote, which nothing else reads) -> de-identified export.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from srcohort.cohort.library import resolve_cohort
+from srcohort.cohort.run import count_patients
+from srcohort.convert.site import convert_site
+from srcohort.demo.consortium import generate_consortium
+from srcohort.export.exporter import export_cohort
+from srcohort.index.indexer import index_directory
+from srcohort.index.opensearch import connect, index_names
+from srcohort.logs import get_logger
+from srcohort.server import default_server
+
+log = get_logger(__name__)
+EXAMPLE_COHORT = "tavi-self-expanding"
+DEMO_PREFIX = "demo-"
+DEMO_SECRET = b"demo-only-secret: a real site keeps its own in a secret store"
+
+
+def run_demo(out: Path, *, sites: int, patients_per_site: int, seed: int,
+             keep_server: bool = False) -> int:
+    """Run every stage; return 0 when every site's count equals the ground truth."""
+    timings: dict[str, float] = {}
+    server = default_server()
+    with _timed(timings, "opensearch start"):
+        client = connect(server.start())
+    try:
+        with _timed(timings, "demo data"):
+            truth_path = generate_consortium(out / "consortium", sites=sites,
+                                             patients_per_site=patients_per_site, seed=seed)
+        for name in index_names(DEMO_PREFIX):       # the demo's own indices, never Kaapana's
+            client.indices.delete(index=name, ignore_unavailable=True)
+        site_dirs = sorted(p for p in (out / "consortium").iterdir() if (p / "mapping.yaml").exists())
+        for site_dir in site_dirs:
+            with _timed(timings, "convert"):
+                report = convert_site(site_dir, out / "converted" / site_dir.name)
+            with _timed(timings, "index"):
+                index_directory(client, out / "converted" / site_dir.name / "dicom",
+                                site=report.site, prefix=DEMO_PREFIX)
+        cohort = resolve_cohort(EXAMPLE_COHORT)
+        with _timed(timings, "cohort count"):
+            counts = count_patients(client, cohort, prefix=DEMO_PREFIX)
+        with _timed(timings, "export"):
+            export = export_cohort(client, cohort, out / "export", prefix=DEMO_PREFIX,
+                                   secret=DEMO_SECRET)
+        truth = json.loads(truth_path.read_text("utf-8"))["example_cohort"]
+        ok = _print_counts(cohort.description, counts, truth)
+        print(f"\nexport: {export.patients} patients, {export.files} files -> {out / 'export'}")
+        print("timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
+        return 0 if ok else 1
+    finally:
+        if not keep_server:
+            server.stop()
+
+
+def _print_counts(description: str, counts: dict[str, int], truth: dict) -> bool:
+    expected = {**truth["per_site"], "total": truth["total"]}
+    print(f"cohort: {description.strip()}")
+    print(f"{'site':<10}{'patients':>10}{'truth':>8}")
+    ok = True
+    for site in sorted(expected, key=lambda s: (s == "total", s)):
+        got = counts.get(site, 0)
+        ok &= got == expected[site]
+        flag = "" if got == expected[site] else "   MISMATCH"
+        print(f"{site:<10}{got:>10}{expected[site]:>8}{flag}")
+    print("all counts equal the ground truth" if ok else "counts DIFFER from the ground truth")
+    return ok
+
+
+class _timed:
+    """Accumulate wall time per stage, for the closing summary."""
+
+    def __init__(self, timings: dict[str, float], stage: str) -> None:
+        self.timings, self.stage = timings, stage
+
+    def __enter__(self) -> None:
+        self.start = time.monotonic()
+
+    def __exit__(self, *exc: object) -> None:
+        self.timings[self.stage] = self.timings.get(self.stage, 0.0) + time.monotonic() - self.start

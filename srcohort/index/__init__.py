@@ -1,0 +1,1 @@
+"""DICOM -> OpenSearch documents (series and patient roll-up, SR/SEG content as nested objects)."""

@@ -1,0 +1,1 @@
+"""Reading site exports: mapping files, CSV tables and DICOM folders, into canonical records."""

@@ -1,0 +1,104 @@
+"""SR templates described as data (``sr_templates/*.yaml``) and checks of SRs against them.
+
+A profile lists a template's content tree: concept, value type, allowed coded answers and
+which paths are filterable. Declaring it once per template (not in code) is what lets a site
+add a template, or widen what is searchable, by editing YAML.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+from pydicom.dataset import Dataset
+
+from srcohort.index.content import concept_key
+
+TEMPLATES_DIR = Path(os.environ.get("SRCOHORT_TEMPLATES",
+                                    Path(__file__).resolve().parents[2] / "sr_templates"))
+Path_ = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Node:
+    path: Path_
+    value_type: str
+    values: tuple[str, ...]
+    filter: str | None
+    required: bool
+
+
+@dataclass(frozen=True)
+class Profile:
+    template: str
+    name: str
+    template_id: str | None
+    root: str | None
+    nodes: dict[Path_, Node]
+
+    def matches(self, ds: Dataset) -> bool:
+        """Recognise an SR by its template identifier, else by its root concept."""
+        template_id = ""
+        if ds.get("ContentTemplateSequence"):
+            template_id = str(ds.ContentTemplateSequence[0].get("TemplateIdentifier", ""))
+        root = concept_key(ds.ConceptNameCodeSequence[0]) if ds.get("ConceptNameCodeSequence") \
+            else ""
+        if self.template_id is not None:
+            return template_id == self.template_id and (self.root is None or root == self.root)
+        return root == self.root and not template_id
+
+
+def load_profiles(folder: Path = TEMPLATES_DIR) -> list[Profile]:
+    return [_profile(path) for path in sorted(folder.glob("*.yaml"))]
+
+
+def _profile(path: Path) -> Profile:
+    raw = yaml.safe_load(path.read_text("utf-8"))
+    nodes: dict[Path_, Node] = {}
+
+    def walk(items: list[dict[str, Any]], parent: Path_) -> None:
+        for item in items:
+            here = parent + (str(item["concept"]),)
+            nodes[here] = Node(here, str(item["value_type"]),
+                               tuple(str(v) for v in item.get("values", [])),
+                               item.get("filter"), bool(item.get("required", False)))
+            walk(item.get("children", []), here)
+
+    walk(raw.get("content", []), ())
+    identify = raw.get("identify", {})
+    return Profile(str(raw["template"]), str(raw.get("name", "")), identify.get("template_id"),
+                   identify.get("root"), nodes)
+
+
+def content_items(ds: Dataset) -> Iterator[tuple[Path_, str, str | None]]:
+    """(concept path, value type, coded value) of every item below the root."""
+    def walk(sequence: Any, parent: Path_) -> Iterator[tuple[Path_, str, str | None]]:
+        for item in sequence:
+            name = concept_key(item.ConceptNameCodeSequence[0]) \
+                if item.get("ConceptNameCodeSequence") else ""
+            value = concept_key(item.ConceptCodeSequence[0]) \
+                if item.get("ConceptCodeSequence") else None
+            yield parent + (name,), str(item.ValueType), value
+            yield from walk(item.get("ContentSequence", []), parent + (name,))
+    yield from walk(ds.get("ContentSequence", []), ())
+
+
+def nonconformities(ds: Dataset, profile: Profile) -> list[str]:
+    """What in ``ds`` the profile does not declare, and what it requires but ``ds`` lacks."""
+    problems: list[str] = []
+    seen: set[Path_] = set()
+    for path, value_type, value in content_items(ds):
+        seen.add(path)
+        node = profile.nodes.get(path)
+        if node is None:
+            problems.append(f"{'/'.join(path)} ({value_type}) is not in template {profile.template}")
+        elif node.value_type != value_type:
+            problems.append(f"{'/'.join(path)} is {value_type}, template says {node.value_type}")
+        elif node.values and value not in node.values:
+            problems.append(f"{'/'.join(path)} = {value} is not an allowed value")
+    problems += [f"{'/'.join(p)} is required by template {profile.template}"
+                 for p, node in profile.nodes.items() if node.required and p not in seen]
+    return problems

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Debian packages srcohort's tests and demo need: the independent DICOM judges (dcmtk's dsrdump,
+# dicom3tools' dciodvfy, PixelMed's DicomSRValidator) and a Java runtime for OpenSearch.
+set -euo pipefail
+need=()
+command -v dsrdump >/dev/null || need+=(dcmtk)
+command -v dciodvfy >/dev/null || need+=(dicom3tools)
+[ -f /usr/share/java/pixelmed.jar ] || need+=(pixelmed-apps)
+command -v java >/dev/null || need+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || need+=(maven)
+command -v go >/dev/null || need+=(golang-go)
+if [ ${#need[@]} -eq 0 ]; then
+  echo "system packages: present"
+  exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "system packages: installing ${need[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
