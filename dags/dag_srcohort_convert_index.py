@@ -30,7 +30,8 @@ ui_forms = {
             "site_dir": {
                 "title": "Site export folder",
                 "description": "Folder of one site export (mapping.yaml, tables, images), as "
-                               "the processing steps see it; in Kaapana below /kaapana/mounted/data.",
+                               "the processing steps see it; in Kaapana below "
+                               "/kaapana/mounted/data.",
                 "type": "string",
                 "required": True,
                 "readOnly": False,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from srcohort import __version__, logs
+from srcohort.index.mapping import DEFAULT_PREFIX
 
 
 def _client(args: argparse.Namespace):
@@ -111,7 +112,8 @@ def _connection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--username", default=None,
                         help="basic auth user (password from $SRCOHORT_OPENSEARCH_PASSWORD); "
                              "a bearer token is read from $SRCOHORT_OPENSEARCH_TOKEN")
-    parser.add_argument("--prefix", default="", help="index name prefix (one per deployment)")
+    parser.add_argument("--prefix", default=DEFAULT_PREFIX,
+                        help=f"index name prefix, one per deployment ({DEFAULT_PREFIX})")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,14 +3,14 @@
 The panels in ``dashboards/srcohort.ndjson`` are Vega visualizations because Dashboards'
 standard visualizations cannot aggregate nested fields. The objects name the patient index in the
 index pattern's title and in every Vega spec's ``url.index``, and that index depends on the
-deployment's prefix (``<prefix>srcohort-patients``), so the name is substituted here when the
+deployment's prefix (``<prefix>patients``, by default ``srcohort-patients``), so the name is substituted here when the
 objects are imported instead of being baked into the file.
 
 ``vega_queries`` returns the request bodies exactly as the panels send them on a dashboard with
 an empty query bar, so tests and scripts can compare a chart's numbers with the cohort engine
 without a browser.
 
-    python -m srcohort.dashboards --prefix demo- > srcohort-demo.ndjson   # then import it
+    python -m srcohort.dashboards --prefix srcohort-demo- > srcohort-demo.ndjson   # then import
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from srcohort.index.mapping import PATIENTS_INDEX
+from srcohort.index.mapping import DEFAULT_PREFIX
 from srcohort.index.opensearch import index_names
 
 DASHBOARDS_DIR = Path(os.environ.get("SRCOHORT_DASHBOARDS",
                                      Path(__file__).resolve().parents[1] / "dashboards"))
 NDJSON = DASHBOARDS_DIR / "srcohort.ndjson"
-DEFAULT_INDEX = PATIENTS_INDEX
+DEFAULT_INDEX = index_names(DEFAULT_PREFIX)[1]
 SPEC_WIDTH = 100
 
 # Vega's placeholders for the dashboard's query and filters, and the bool clause each stands
@@ -52,7 +52,7 @@ SavedObject = dict[str, Any]
 
 
 def compact(value: Any) -> str:
-    """JSON inside a saved object's attributes (visState, panelsJSON, ...): one line, key order kept."""
+    """JSON inside a saved object's attributes (visState, panelsJSON): one line, key order kept."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -102,7 +102,7 @@ def vega_spec(obj: SavedObject) -> dict[str, Any] | None:
 
 
 def saved_objects(index: str = DEFAULT_INDEX, path: Path = NDJSON) -> str:
-    """The import file with the patient index named ``index`` (e.g. ``demo-srcohort-patients``).
+    """The import file with the patient index named ``index`` (e.g. ``srcohort-demo-patients``).
 
     ``index`` may be a pattern such as ``*srcohort-patients`` to chart several prefixes at once.
     """
@@ -181,8 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m srcohort.dashboards",
                                      description=main.__doc__)
     which = parser.add_mutually_exclusive_group()
-    which.add_argument("--prefix", default="",
-                       help="index name prefix the indexing used (index: <prefix>srcohort-patients)")
+    which.add_argument("--prefix", default=DEFAULT_PREFIX, help="index name prefix the indexing "
+                       f"used (the index is <prefix>patients; default {DEFAULT_PREFIX})")
     which.add_argument("--index", default=None, help="the index name or pattern itself")
     args = parser.parse_args(argv)
     try:

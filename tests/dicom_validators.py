@@ -24,7 +24,8 @@ PIXELMED_CMD = ["java", "-Djdk.xml.xpathExprOpLimit=0", "-Djdk.xml.xpathExprGrpL
 # DicomSRValidator's progress lines; anything else it prints (except warnings) is a finding,
 # e.g. "Error: Template 300 ...: Missing value" or "Parent content item (1.5.1: CONTAINER)
 # has illegal relationship ...", which carries no "Error" prefix at all.
-PIXELMED_INFO = re.compile(r"^(Found .+|Root Template Validation Complete|IOD validation complete)$")
+PIXELMED_INFO = re.compile(
+    r"^(Found .+|Root Template Validation Complete|IOD validation complete)$")
 PIXELMED_DONE = "IOD validation complete"
 TIMEOUT_SECONDS = 300
 

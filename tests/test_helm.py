@@ -221,9 +221,10 @@ def test_manifest_matches_chart_and_dockerfiles():
         assert _labels(dockerfile)["IMAGE"] == name
         assert Path(f"{dockerfile}.dockerignore").is_file()
 
-    ids = [dag["id"] for dag in manifest["dags"]]
-    assert ids == ["srcohort-convert-index", "srcohort-cohort-export", "srcohort-federated-export"]
-    # The DAG files themselves are checked by a separate cross-check test.
+    for dag in manifest["dags"]:
+        assert f'dag_id="{dag["id"]}"' in (REPO / dag["file"]).read_text(), dag
+    assert sorted(dag["file"] for dag in manifest["dags"]) == \
+        sorted(str(p.relative_to(REPO)) for p in REPO.glob(manifest["dag_files"]))
     copies = re.findall(r"^COPY (\S+) (\S+)$", DAG_DOCKERFILE.read_text(), re.M)
     assert ("dags/dag_srcohort_*.py", "/kaapana/tmp/dags/") in copies
     assert manifest["dag_files"] == "dags/dag_srcohort_*.py"

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.exceptions import AirflowException
 
-from srcohort_workflow.kaapana_compat import SrcohortStep, opensearch_client, required
+from srcohort_workflow.kaapana_compat import (INDEX_PREFIX, SrcohortStep, opensearch_client,
+                                              required)
 
 if TYPE_CHECKING:
     from srcohort.cohort.definition import Cohort
@@ -53,7 +54,7 @@ class SrcohortCohortExportOperator(SrcohortStep):
     """
 
     step_name = "srcohort-cohort-export"
-    defaults = {"index_prefix": "", "secret_env": DEFAULT_SECRET_ENV}
+    defaults = {"index_prefix": INDEX_PREFIX, "secret_env": DEFAULT_SECRET_ENV}
     script = """\
 out="$WORKFLOW_DIR/$OPERATOR_OUT_DIR"
 mkdir -p "$out"

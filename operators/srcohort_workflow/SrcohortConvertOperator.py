@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from pathlib import Path
 from typing import Any
 
@@ -22,5 +23,8 @@ class SrcohortConvertOperator(SrcohortStep):
     def run_step(self, settings: dict[str, Any], in_dir: Path | None, out_dir: Path
                  ) -> dict[str, Any]:
         from srcohort.convert.site import convert_site
-        report = convert_site(Path(required(settings, "site_dir")), out_dir)
+        # Airflow's LocalExecutor runs tasks in forks of daemonic processes, which may not start
+        # the converter's worker processes: convert on one core there, on all cores elsewhere.
+        workers = 1 if multiprocessing.current_process().daemon else None
+        report = convert_site(Path(required(settings, "site_dir")), out_dir, workers=workers)
         return {"site": report.site, **report.counts()}

@@ -5,19 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from srcohort_workflow.kaapana_compat import SrcohortStep, opensearch_client, required
+from srcohort_workflow.kaapana_compat import (INDEX_PREFIX, SrcohortStep, opensearch_client,
+                                              required)
 
 
 class SrcohortIndexOperator(SrcohortStep):
     """Index ``<run>/<input operator's out dir>/dicom`` as belonging to ``workflow_form.site``.
 
-    Writes srcohort's own indices, named ``<index_prefix>srcohort-*``; Kaapana's ``project_*``
-    indices are left alone. XCom: series and patient documents written, unreadable files.
+    Writes srcohort's own indices, named ``<index_prefix>series`` and ``<index_prefix>patients``;
+    Kaapana's ``project_*`` indices are left alone. XCom: series and patient documents written, unreadable files.
     """
 
     step_name = "srcohort-index"
     needs_input = True
-    defaults = {"index_prefix": ""}
+    defaults = {"index_prefix": INDEX_PREFIX}
     script = ('srcohort index "$WORKFLOW_DIR/$OPERATOR_IN_DIR/dicom" --site "$SITE" '
               '--prefix "$INDEX_PREFIX" --json')
 

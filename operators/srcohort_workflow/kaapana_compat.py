@@ -40,6 +40,9 @@ except ImportError:
 
 IN_KAAPANA = KaapanaBaseOperator is not None
 CONTAINER_IMAGE = "srcohort"
+# srcohort.index.mapping.DEFAULT_PREFIX, repeated because Kaapana's Airflow has no srcohort
+# package to import it from (tests/test_airflow_dags.py checks they agree).
+INDEX_PREFIX = "srcohort-"
 
 
 def workflow_dir() -> Path:
@@ -133,8 +136,9 @@ else:
                                     else operator_in_dir)
 
         def execute(self, context: Context) -> dict[str, Any]:
-            conf = context["dag_run"].conf or {}
-            settings = {**self.defaults, **(conf.get("workflow_form") or {})}
+            form = (context["dag_run"].conf or {}).get("workflow_form") or {}
+            # A field left empty in the UI may arrive as null: the default applies then.
+            settings = {**self.defaults, **{k: v for k, v in form.items() if v is not None}}
             run_dir = workflow_dir() / context["run_id"]
             out_dir = run_dir / self.operator_out_dir
             out_dir.mkdir(parents=True, exist_ok=True)

@@ -8,12 +8,13 @@ from opensearchpy import OpenSearch, helpers
 
 from srcohort.cohort.definition import Cohort
 from srcohort.cohort.query import compile_expr
+from srcohort.index.mapping import DEFAULT_PREFIX
 from srcohort.index.opensearch import index_names
 
 MAX_SITES = 10000
 
 
-def count_patients(client: OpenSearch, cohort: Cohort, *, prefix: str = "") -> dict[str, int]:
+def count_patients(client: OpenSearch, cohort: Cohort, *, prefix: str = DEFAULT_PREFIX) -> dict[str, int]:
     """Patients matching ``cohort`` per site, plus ``"total"``."""
     _, patients = index_names(prefix)
     body = {"size": 0, "track_total_hits": True, "query": compile_expr(cohort.patients),
@@ -25,7 +26,7 @@ def count_patients(client: OpenSearch, cohort: Cohort, *, prefix: str = "") -> d
     return counts
 
 
-def list_patients(client: OpenSearch, cohort: Cohort, *, prefix: str = ""
+def list_patients(client: OpenSearch, cohort: Cohort, *, prefix: str = DEFAULT_PREFIX
                   ) -> Iterator[dict]:
     """Matching patient documents (site, patient id, series, annotations), in stable order."""
     _, patients = index_names(prefix)

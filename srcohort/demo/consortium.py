@@ -136,15 +136,16 @@ def generate_consortium(out: Path, sites: int = 8, patients_per_site: int = 20,
         truth_sites[site_id] = SiteWriter(out / site_id, ctx, patients_per_site).write()
     per_site = {site: sum(map(in_example_cohort, data["patients"].values()))
                 for site, data in truth_sites.items()}
+    total = sum(per_site.values())
     truth = {"seed": seed, "sites_count": sites, "patients_per_site": patients_per_site,
              "example_cohort": {"definition": EXAMPLE_COHORT_DEFINITION, "per_site": per_site,
-                                "total": sum(per_site.values())},
+                                "total": total},
              "sites": truth_sites}
     path = out / "ground_truth.json"
     path.write_text(json.dumps(truth, indent=1, ensure_ascii=False) + "\n", "utf-8")
     log.info("consortium written", extra={"out": str(out), "sites": sites,
                                           "patients": sites * patients_per_site,
-                                          "example_cohort": truth["example_cohort"]["total"]})
+                                          "example_cohort": total})
     return path
 
 
@@ -222,7 +223,9 @@ def _draw_procedures(rng: np.random.Generator, tavi: dt.date, self_expanding: bo
     """OPS rows: the TAVI (coded for ~90%), maybe a pacemaker, and unrelated procedures.
 
     Pacemakers are likelier after self-expanding valves, with a pre-existing LBBB and with a
-    short membranous septum, as in the literature, so cohort statistics look plausible.
+    short membranous septum, as in the literature, so cohort statistics look plausible. Days 30
+    (still "yes") and 31 (already "no") are drawn more often than others, so the edge of the
+    30-day rule occurs in every consortium of useful size.
     """
     rows: list[tuple[str, dt.date]] = []
     if rng.random() < 0.9:
@@ -230,15 +233,22 @@ def _draw_procedures(rng: np.random.Generator, tavi: dt.date, self_expanding: bo
     risk = 0.07 + 0.10 * self_expanding + 0.22 * lbbb + 0.08 * (ms_length < 4)
     pacemaker = str(rng.choice(PACEMAKER_CODES))
     if rng.random() < risk:
-        rows.append((pacemaker, tavi + dt.timedelta(days=int(rng.integers(1, 31)))))
+        days = _edge_or(rng, PACEMAKER_WINDOW_DAYS, 1, PACEMAKER_WINDOW_DAYS)
+        rows.append((pacemaker, tavi + dt.timedelta(days=days)))
     elif rng.random() < 0.07:        # too late to count as a TAVI complication
-        rows.append((pacemaker, tavi + dt.timedelta(days=int(rng.integers(45, 400)))))
+        days = _edge_or(rng, PACEMAKER_WINDOW_DAYS + 1, PACEMAKER_WINDOW_DAYS + 2, 180)
+        rows.append((pacemaker, tavi + dt.timedelta(days=days)))
     if rng.random() < 0.03:          # an old pacemaker, before the TAVI
         rows.append((pacemaker, tavi - dt.timedelta(days=int(rng.integers(100, 2000)))))
     for _ in range(int(rng.integers(0, 3))):
         rows.append((str(rng.choice(OTHER_CODES)),
                      tavi + dt.timedelta(days=int(rng.integers(-60, 20)))))
     return sorted(rows, key=lambda row: (row[1], row[0]))
+
+
+def _edge_or(rng: np.random.Generator, edge: int, low: int, high: int) -> int:
+    """``edge`` with probability 0.25, otherwise a day in ``[low, high)``."""
+    return edge if rng.random() < 0.25 else int(rng.integers(low, high))
 
 
 def _add_ct(rng: np.random.Generator, ctx: SiteContext, patient: Patient) -> None:
@@ -251,7 +261,8 @@ def _add_ct(rng: np.random.Generator, ctx: SiteContext, patient: Patient) -> Non
         pixel_spacing=spacing, slice_spacing=float(rng.choice((8.0, 10.0))),
         size=CT_SIZE, slices=CT_SLICES)
     (x0, x1), (y0, y1), _ = geometry.bounds()
-    center = ((x0 + x1) / 2 + float(rng.uniform(-10, 10)), (y0 + y1) / 2 + float(rng.uniform(-10, 10)))
+    center = ((x0 + x1) / 2 + float(rng.uniform(-10, 10)),
+              (y0 + y1) / 2 + float(rng.uniform(-10, 10)))
     radius = patient.measurements["ANNULUS_DIAMETER"] / 2
     manufacturer, model, description = ctx.profile.scanner
     patient.ct = CTStudy(
@@ -372,7 +383,7 @@ class SiteWriter:
     def _registry(self) -> None:
         table, profile = self.profile.registry, self.profile
         target = self.targets.get("bad_registry_date")
-        rows = []
+        rows: list[list[str]] = []
         for line, patient in enumerate(self.patients, start=2):
             cells = {
                 "patient_id": self._id(patient.patient_id),
@@ -412,7 +423,7 @@ class SiteWriter:
 
     def _landmarks(self, table: Table) -> None:
         names = self.profile.landmark_names
-        rows = []
+        rows: list[list[str]] = []
         for patient in self.patients:
             for name, (x, y, z) in patient.landmarks.items():
                 cells = {"patient_id": self._id(patient.patient_id), "landmark": names[name],
@@ -431,7 +442,7 @@ class SiteWriter:
     def _measurements(self, table: Table) -> None:
         names = self.profile.measurement_names
         target = self.targets.get("non_numeric_measurement")
-        rows = []
+        rows: list[list[str]] = []
         for patient in self.patients:
             if patient.ct is None:
                 continue
@@ -498,7 +509,7 @@ class SiteWriter:
 
     def _table_spec(self, name: str, table: Table, values: dict[str, dict[str, str]]
                     ) -> dict[str, Any]:
-        """A ``tables`` entry; keys equal to the documented defaults are left out, as a site would."""
+        """A ``tables`` entry; keys at their documented default are left out, as a site would."""
         profile = self.profile
         spec: dict[str, Any] = {"file": table.file}
         if profile.delimiter != ",":

@@ -14,19 +14,19 @@ from dataclasses import dataclass
 
 import numpy as np
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
+from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian
 
 from srcohort.uids import derived_uid
 
 RESCALE_INTERCEPT = -1024.0
 HU_AIR, HU_TISSUE, HU_CONTRAST = -1000, 40, 350
-IMPLEMENTATION_UID = derived_uid("srcohort", "demo", "implementation")
+IMPLEMENTATION_UID = UID(derived_uid("srcohort", "demo", "implementation"))
 IMPLEMENTATION_NAME = "SRCOHORT_DEMO"
 
 
 @dataclass(frozen=True)
 class Geometry:
-    """An axial volume in LPS patient coordinates: slice ``k`` lies at ``origin + k*slice_spacing*z``.
+    """An axial volume in LPS patient coordinates: slice ``k`` at ``origin + k*slice_spacing*z``.
 
     Rows run along +y and columns along +x, so the slice normal (row x column direction) is +z
     and the positions of consecutive slices advance along it, as PS3.3 C.7.6.2 requires for a
@@ -106,7 +106,7 @@ def _slice(study: CTStudy, k: int) -> FileDataset:
 def _file_meta(sop_instance_uid: str) -> FileMetaDataset:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = CTImageStorage
-    meta.MediaStorageSOPInstanceUID = sop_instance_uid
+    meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     meta.ImplementationClassUID = IMPLEMENTATION_UID
     meta.ImplementationVersionName = IMPLEMENTATION_NAME

@@ -22,7 +22,7 @@ from srcohort.server import default_server
 
 log = get_logger(__name__)
 EXAMPLE_COHORT = "tavi-self-expanding"
-DEMO_PREFIX = "demo-"
+DEMO_PREFIX = "srcohort-demo-"
 DEMO_SECRET = b"demo-only-secret: a real site keeps its own in a secret store"
 
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from pydicom.dataset import Dataset
 
+# Type 2 attributes the IODs require to be present: emptied (PS3.15 action Z), not removed.
+EMPTY = ("PatientBirthDate", "ReferringPhysicianName", "AccessionNumber", "StudyID")
 REMOVE = (
-    "PatientBirthDate", "PatientBirthTime", "OtherPatientIDs", "OtherPatientIDsSequence",
+    "PatientBirthTime", "OtherPatientIDs", "OtherPatientIDsSequence",
     "OtherPatientNames", "PatientAddress", "PatientTelephoneNumbers", "PatientMotherBirthName",
     "MedicalRecordLocator", "EthnicGroup", "Occupation", "PatientComments", "AdditionalPatientHistory",
-    "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "ReferringPhysicianName",
+    "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName",
     "PerformingPhysicianName", "OperatorsName", "PhysiciansOfRecord", "NameOfPhysiciansReadingStudy",
-    "RequestingPhysician", "AccessionNumber", "StationName", "DeviceSerialNumber",
+    "RequestingPhysician", "StationName", "DeviceSerialNumber",
     "VerifyingObserverSequence", "AuthorObserverSequence",
 )
 
@@ -26,8 +28,11 @@ def deidentify(ds: Dataset, pseudonym: str) -> Dataset:
     for keyword in REMOVE:
         if keyword in ds:
             delattr(ds, keyword)
+    for keyword in EMPTY:
+        if keyword in ds:
+            setattr(ds, keyword, "")
     ds.PatientID = pseudonym
     ds.PatientName = pseudonym
     ds.PatientIdentityRemoved = "YES"
-    ds.DeidentificationMethod = "srcohort: pseudonym (HMAC-SHA256), identifying attributes removed"
+    ds.DeidentificationMethod = "srcohort: HMAC pseudonym, identifiers removed"
     return ds

@@ -26,6 +26,7 @@ from srcohort.cohort.definition import Cohort
 from srcohort.cohort.run import list_patients
 from srcohort.export.deidentify import deidentify
 from srcohort.export.pseudonym import pseudonym
+from srcohort.index.mapping import DEFAULT_PREFIX
 from srcohort.index.opensearch import index_names
 from srcohort.logs import get_logger, progress
 
@@ -58,7 +59,7 @@ def patient_features(patient: dict) -> dict[str, Any]:
     return dict(sorted(features.items()))
 
 
-def export_cohort(client: OpenSearch, cohort: Cohort, out_dir: Path, *, prefix: str = "",
+def export_cohort(client: OpenSearch, cohort: Cohort, out_dir: Path, *, prefix: str = DEFAULT_PREFIX,
                   secret: bytes) -> ExportResult:
     """Write the cohort's de-identified files and manifests under ``out_dir``."""
     series_index, _ = index_names(prefix)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pydicom
 from opensearchpy import OpenSearch, helpers
 
+from srcohort.index.mapping import DEFAULT_PREFIX
 from srcohort.index.documents import patient_documents, series_document
 from srcohort.index.opensearch import bulk_index, ensure_indices
 from srcohort.logs import get_logger, progress
@@ -34,7 +35,7 @@ class IndexStats:
         return asdict(self)
 
 
-def index_directory(client: OpenSearch, dicom_dir: Path, *, site: str, prefix: str = ""
+def index_directory(client: OpenSearch, dicom_dir: Path, *, site: str, prefix: str = DEFAULT_PREFIX
                     ) -> IndexStats:
     """Index every DICOM file below ``dicom_dir`` as belonging to ``site``."""
     series_index, patients_index = ensure_indices(client, prefix)

@@ -1,15 +1,16 @@
 """Index mappings: nested annotations, Kaapana's suffix convention for DICOM fields.
 
-srcohort writes to its own indices (``<prefix>srcohort-series``, ``<prefix>srcohort-patients``)
-and never deletes or rewrites Kaapana's ``project_*`` indices or templates.
+srcohort writes to its own indices (``<prefix>series``, ``<prefix>patients``, prefix by default
+``srcohort-``) and never deletes or rewrites Kaapana's ``project_*`` indices or templates.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-SERIES_INDEX = "srcohort-series"
-PATIENTS_INDEX = "srcohort-patients"
+DEFAULT_PREFIX = "srcohort-"
+SERIES_INDEX = "series"
+PATIENTS_INDEX = "patients"
 KW = {"type": "keyword"}
 
 _ITEM = {"name": KW, "name_meaning": KW, "group": KW, "finding": KW}

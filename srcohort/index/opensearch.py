@@ -10,8 +10,8 @@ from typing import Any, Iterable
 
 from opensearchpy import OpenSearch, helpers
 
-from srcohort.index.mapping import (PATIENTS_INDEX, SERIES_INDEX, patients_index_body,
-                                    series_index_body)
+from srcohort.index.mapping import (DEFAULT_PREFIX, PATIENTS_INDEX, SERIES_INDEX,
+                                    patients_index_body, series_index_body)
 from srcohort.logs import get_logger
 
 log = get_logger(__name__)
@@ -37,11 +37,11 @@ def connect(url: str | None = None, *, ca_certs: str | None = None, username: st
     return OpenSearch(**kwargs)
 
 
-def index_names(prefix: str = "") -> tuple[str, str]:
+def index_names(prefix: str = DEFAULT_PREFIX) -> tuple[str, str]:
     return f"{prefix}{SERIES_INDEX}", f"{prefix}{PATIENTS_INDEX}"
 
 
-def ensure_indices(client: OpenSearch, prefix: str = "") -> tuple[str, str]:
+def ensure_indices(client: OpenSearch, prefix: str = DEFAULT_PREFIX) -> tuple[str, str]:
     """Create srcohort's indices if missing; existing ones (and Kaapana's) are left alone."""
     series, patients = index_names(prefix)
     for name, body in ((series, series_index_body()), (patients, patients_index_body())):

@@ -49,7 +49,12 @@ def is_context_only(evidence: Sequence[Dataset]) -> bool:
 
 
 def finish(sr: Dataset, evidence: Sequence[Dataset], *, private_codes: bool) -> None:
-    """Drop a context dataset from the evidence sequences and declare the private scheme."""
+    """Drop a context dataset from the evidence sequences and declare the private scheme.
+
+    Text comes from hospital tables and image headers in any language; UTF-8 (ISO_IR 192)
+    encodes all of it, so every SR declares it.
+    """
+    sr.SpecificCharacterSet = "ISO_IR 192"
     if is_context_only(evidence):
         for keyword in ("CurrentRequestedProcedureEvidenceSequence",
                         "PertinentOtherEvidenceSequence"):

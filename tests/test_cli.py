@@ -1,0 +1,58 @@
+"""The command line: every subcommand has --help; errors are one clear line and exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from srcohort.cli import build_parser, main
+
+SUBCOMMANDS = ["demo", "demo-data", "convert", "index", "cohort", "export", "opensearch"]
+
+
+def _srcohort(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "srcohort", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.mark.parametrize("command", [[]] + [[c] for c in SUBCOMMANDS])
+def test_help(command: list[str]) -> None:
+    result = _srcohort(*command, "--help")
+    assert result.returncode == 0 and "usage: srcohort" in result.stdout
+
+
+def test_parser_knows_every_subcommand() -> None:
+    actions = [a for a in build_parser()._actions if a.dest == "command"]
+    assert sorted(actions[0].choices) == sorted(SUBCOMMANDS)
+
+
+def test_explain_prints_the_query(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cohort", "explain", "tavi-self-expanding"]) == 0
+    query = json.loads(capsys.readouterr().out)["query"]
+    assert len(query["bool"]["filter"]) == 3
+
+
+def test_invalid_cohort_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\npatients: {annotation: {code: []}}\n")
+    result = _srcohort("cohort", "explain", str(bad))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: patients.annotation: unknown key(s) code (known: codes, numbers, template, title)"]
+
+
+def test_convert_with_a_broken_mapping_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "mapping.yaml").write_text("tables: {}\n")
+    result = _srcohort("convert", str(tmp_path), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and "mapping.yaml" in result.stderr
+
+
+def test_demo_data_writes_a_consortium(tmp_path: Path) -> None:
+    result = _srcohort("demo-data", "--sites", "2", "--patients-per-site", "2", "--out",
+                       str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.glob("site-*")) == ["site-01", "site-02"]
