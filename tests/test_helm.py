@@ -222,7 +222,7 @@ def test_manifest_matches_chart_and_dockerfiles():
         assert Path(f"{dockerfile}.dockerignore").is_file()
 
     for dag in manifest["dags"]:
-        assert f'dag_id="{dag["id"]}"' in (REPO / dag["file"]).read_text(), dag
+        assert f'srcohort_dag("{dag["id"]}"' in (REPO / dag["file"]).read_text(), dag
     assert sorted(dag["file"] for dag in manifest["dags"]) == \
         sorted(str(p.relative_to(REPO)) for p in REPO.glob(manifest["dag_files"]))
     copies = re.findall(r"^COPY (\S+) (\S+)$", DAG_DOCKERFILE.read_text(), re.M)

@@ -1,13 +1,13 @@
-"""The SR instance shared by the families: Comprehensive SR with srcohort's conventions.
+"""The SR instance shared by the families: Comprehensive (3D) SR with srcohort's conventions.
 
-Every family's ``sop.py`` subclasses one of these, so series numbering, manufacturer, the
-private coding scheme declaration and the handling of context-only evidence are the same for
-every SR srcohort writes.
+Every family's ``sop.py`` subclasses one of these and names only its series number and
+description, so manufacturer, the private coding scheme declaration, the character set and the
+handling of context-only evidence are the same for every SR srcohort writes.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import highdicom as hd
 from highdicom.sr.templates import Template
@@ -19,30 +19,27 @@ from srcohort.sr.evidence import finish, is_context_only
 MANUFACTURER = "srcohort"
 
 
-def sr_kwargs(evidence: Sequence[Dataset], *, series_instance_uid: str, sop_instance_uid: str,
-              series_number: int, series_description: str, institution: str) -> dict:
-    """Keyword arguments common to every srcohort SR constructor."""
-    return dict(series_instance_uid=series_instance_uid,
-                series_number=series_number, sop_instance_uid=sop_instance_uid,
-                instance_number=1, manufacturer=MANUFACTURER, is_complete=True,
-                institution_name=institution or None,
-                record_evidence=not is_context_only(evidence),
-                series_description=series_description, software_versions=__version__)
+class _SrcohortSR:
+    """Mixin: build the SR with srcohort's attributes, then finish it (evidence, codes)."""
 
-
-class SrcohortComprehensiveSR(hd.sr.ComprehensiveSR):
-    """Comprehensive SR that declares the private scheme and tolerates context-only evidence."""
+    SERIES_NUMBER: ClassVar[int]
+    SERIES_DESCRIPTION: ClassVar[str]
 
     def __init__(self, evidence: Sequence[Dataset], content: Template, *,
-                 private_codes: bool, **kwargs) -> None:
-        super().__init__(content=content, evidence=evidence, **kwargs)
-        finish(self, evidence, private_codes=private_codes)
+                 series_instance_uid: str, sop_instance_uid: str, institution: str = "") -> None:
+        super().__init__(  # type: ignore[call-arg]
+            evidence=evidence, content=content, series_instance_uid=series_instance_uid,
+            series_number=self.SERIES_NUMBER, sop_instance_uid=sop_instance_uid,
+            instance_number=1, manufacturer=MANUFACTURER, is_complete=True,
+            institution_name=institution or None,
+            record_evidence=not is_context_only(evidence),
+            series_description=self.SERIES_DESCRIPTION, software_versions=__version__)
+        finish(self, evidence, private_codes=True)  # type: ignore[arg-type]
 
 
-class SrcohortComprehensive3DSR(hd.sr.Comprehensive3DSR):
-    """Comprehensive 3D SR (needed for SCOORD3D) with the same conventions."""
+class SrcohortComprehensiveSR(_SrcohortSR, hd.sr.ComprehensiveSR):
+    """Comprehensive SR: text, codes, numbers, dates and 2D coordinates."""
 
-    def __init__(self, evidence: Sequence[Dataset], content: Template, *,
-                 private_codes: bool, **kwargs) -> None:
-        super().__init__(content=content, evidence=evidence, **kwargs)
-        finish(self, evidence, private_codes=private_codes)
+
+class SrcohortComprehensive3DSR(_SrcohortSR, hd.sr.Comprehensive3DSR):
+    """Comprehensive 3D SR, needed for SCOORD3D (landmarks in the CT's frame of reference)."""
