@@ -25,7 +25,8 @@ from srcohort.cohort.run import count_patients
 from srcohort.convert.site import convert_site
 from srcohort.demo.consortium import generate_consortium
 from srcohort.index.indexer import index_directory
-from srcohort.index.opensearch import connect, index_names
+from srcohort.index.connection import connect
+from srcohort.index.opensearch import index_names
 from srcohort.server import default_server
 
 PREFIX = "bench-"

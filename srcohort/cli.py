@@ -18,7 +18,7 @@ from srcohort.index.mapping import DEFAULT_PREFIX
 
 
 def _client(args: argparse.Namespace):
-    from srcohort.index.opensearch import connect
+    from srcohort.index.connection import connect
     return connect(args.url, ca_certs=args.ca_certs, username=args.username,
                    password=os.environ.get("SRCOHORT_OPENSEARCH_PASSWORD"),
                    token=os.environ.get("SRCOHORT_OPENSEARCH_TOKEN"))

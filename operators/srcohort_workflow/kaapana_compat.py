@@ -61,7 +61,7 @@ def opensearch_client() -> OpenSearch:
     ``SRCOHORT_OPENSEARCH_USERNAME`` with ``SRCOHORT_OPENSEARCH_PASSWORD``, or a bearer token in
     ``SRCOHORT_OPENSEARCH_TOKEN``. Credentials never pass through the run conf, which the UI shows.
     """
-    from srcohort.index.opensearch import DEFAULT_URL, connect
+    from srcohort.index.connection import DEFAULT_URL, connect
     env = os.environ.get
     return connect(env("OPENSEARCH_URL", DEFAULT_URL), ca_certs=env("SRCOHORT_OPENSEARCH_CA_CERTS"),
                    username=env("SRCOHORT_OPENSEARCH_USERNAME"),

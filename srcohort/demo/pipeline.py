@@ -16,7 +16,8 @@ from srcohort.convert.site import convert_site
 from srcohort.demo.consortium import generate_consortium
 from srcohort.export.exporter import export_cohort
 from srcohort.index.indexer import index_directory
-from srcohort.index.opensearch import connect, index_names
+from srcohort.index.connection import connect
+from srcohort.index.opensearch import index_names
 from srcohort.logs import get_logger
 from srcohort.server import default_server
 

@@ -1,12 +1,12 @@
-"""The OpenSearch edge: connecting (plain, TLS, basic auth, bearer token), indices, bulk writes.
+"""The OpenSearch edge: srcohort's indices and bulk writes.
 
-Everything above this module works on plain documents; only here does the client appear.
+Everything above this module works on plain documents; only here (and in ``connection``) does
+the client appear.
 """
 
 from __future__ import annotations
 
-import os
-from typing import Any, Iterable
+from typing import Iterable
 
 from opensearchpy import OpenSearch, helpers
 
@@ -15,26 +15,6 @@ from srcohort.index.mapping import (DEFAULT_PREFIX, PATIENTS_INDEX, SERIES_INDEX
 from srcohort.logs import get_logger
 
 log = get_logger(__name__)
-DEFAULT_URL = "http://127.0.0.1:9200"
-
-
-def connect(url: str | None = None, *, ca_certs: str | None = None, username: str | None = None,
-            password: str | None = None, token: str | None = None) -> OpenSearch:
-    """A client for ``url`` (default ``$OPENSEARCH_URL`` or the local server).
-
-    Kaapana's OpenSearch speaks TLS with its own CA and wants a Keycloak bearer token; a
-    stand-alone one may use basic auth or nothing. All of it is configuration, not code paths.
-    """
-    url = url or os.environ.get("OPENSEARCH_URL", DEFAULT_URL)
-    kwargs: dict[str, Any] = {"hosts": [url], "timeout": 60, "max_retries": 3,
-                              "retry_on_timeout": True}
-    if url.startswith("https"):
-        kwargs.update(use_ssl=True, verify_certs=True, ca_certs=ca_certs)
-    if username:
-        kwargs["http_auth"] = (username, password or "")
-    if token:
-        kwargs["headers"] = {"Authorization": f"Bearer {token}"}
-    return OpenSearch(**kwargs)
 
 
 def index_names(prefix: str = DEFAULT_PREFIX) -> tuple[str, str]:

@@ -201,7 +201,7 @@ class LocalOpenSearch:
     def _wait_until_healthy(self, deadline: float) -> None:
         started = time.monotonic()
         while time.monotonic() < deadline:
-            if self._running_pid() is None:
+            if self._exited():
                 code = self._proc.poll() if self._proc is not None else None
                 self.stop()
                 raise RuntimeError(f"OpenSearch exited (code {code}); log tail:\n"
@@ -218,6 +218,14 @@ class LocalOpenSearch:
         if self._proc is not None:  # ours to clean up; a node started elsewhere is left alone
             self.stop()
         raise RuntimeError(f"OpenSearch at {self.url} not healthy in time; log tail:\n{tail}")
+
+    def _exited(self) -> bool:
+        """Whether the node being waited for is gone. Our own child answers by its exit status:
+        right after the fork its /proc environment is still ours, not the node's, so the
+        environment check would call a starting node dead."""
+        if self._proc is not None:
+            return self._proc.poll() is not None
+        return self._running_pid() is None
 
     def _log_tail(self) -> str:
         try:

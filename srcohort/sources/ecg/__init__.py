@@ -1,0 +1,1 @@
+"""ECG files of every vendor format -> one ``EcgRecording``."""

@@ -1,0 +1,67 @@
+"""The one in-memory form of a resting ECG, whatever format it came in.
+
+Readers of every vendor format produce an ``EcgRecording``; the DICOM waveform writer and the
+ECG report SR consume it. Samples are kept in microvolts as floats so that no reader has to
+know about DICOM quantisation, and the writer can pick the sensitivity that loses nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# The standard 12 leads in the order DICOM 12-lead ECG objects list them.
+STANDARD_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+
+# Global measurements a report may carry, canonical name -> unit (UCUM).
+MEASUREMENT_UNITS = {
+    "heart_rate": "/min", "rr_interval": "ms", "pr_interval": "ms", "qrs_duration": "ms",
+    "qt_interval": "ms", "qtc_interval": "ms", "p_axis": "deg", "qrs_axis": "deg",
+    "t_axis": "deg",
+}
+
+# Coded findings a report may carry (canonical name; codes in srcohort.codes).
+FINDINGS = ("LBBB", "RBBB", "AF", "AV_BLOCK_1", "SINUS_RHYTHM", "LVH")
+
+
+class EcgFormatError(ValueError):
+    """The file is not a readable ECG of the claimed format; the message says why."""
+
+
+@dataclass
+class EcgRecording:
+    """A resting ECG: identity, acquisition time, per-lead samples, measurements, findings."""
+
+    patient_id: str
+    source_format: str                       # "dicom" | "ge-muse" | "philips" | "hl7-aecg" | "scp"
+    sampling_rate: float                     # Hz, the same for every lead
+    leads: dict[str, np.ndarray]             # lead name (STANDARD_LEADS spelling) -> microvolts
+    acquired: dt.datetime | None = None
+    measurements: dict[str, float] = field(default_factory=dict)   # keys of MEASUREMENT_UNITS
+    findings: list[str] = field(default_factory=list)              # entries of FINDINGS
+    patient_name: str = ""
+    birth_date: dt.date | None = None
+    sex: str = ""                            # "M" | "F" | "O" | ""
+    # Smallest step the source stored (µV); the writer must keep values within one such step.
+    resolution_uv: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.leads:
+            raise EcgFormatError("no leads")
+        lengths = {len(v) for v in self.leads.values()}
+        if len(lengths) != 1:
+            raise EcgFormatError(f"leads differ in length: {sorted(lengths)}")
+        if self.sampling_rate <= 0:
+            raise EcgFormatError(f"sampling rate {self.sampling_rate} is not positive")
+        unknown = set(self.measurements) - MEASUREMENT_UNITS.keys()
+        if unknown:
+            raise EcgFormatError(f"unknown measurements {sorted(unknown)}")
+        unknown = set(self.findings) - set(FINDINGS)
+        if unknown:
+            raise EcgFormatError(f"unknown findings {sorted(unknown)}")
+
+    @property
+    def samples(self) -> int:
+        return len(next(iter(self.leads.values())))
