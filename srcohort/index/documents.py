@@ -15,6 +15,8 @@ from pydicom.dataset import Dataset
 
 from srcohort.index.content import sr_annotation
 from srcohort.index.fields import kaapana_fields
+from srcohort.index.timeline import add_offsets, anchors_of
+from srcohort.sr.profiles import load_profiles
 
 Document = dict[str, Any]
 SERIES_KEYS = ("series_instance_uid", "study_instance_uid", "modality", "study_date",
@@ -67,6 +69,8 @@ def patient_documents(series_docs: Iterable[Document]) -> dict[str, Document]:
         for annotation in doc.get("annotations", []):
             patient["annotations"].append({**annotation, "modality": doc["modality"],
                                            "study_date": doc.get("study_date")})
+    anchors = anchors_of(load_profiles())
     for patient in patients.values():
         patient["modalities"].sort()
+        add_offsets(patient, anchors)
     return patients

@@ -20,6 +20,7 @@ ANNOTATION = {
         "kind": KW, "sop_instance_uid": KW, "series_instance_uid": KW, "template": KW,
         "title": KW, "title_meaning": KW, "referenced_series": KW, "modality": KW,
         "study_date": {"type": "date"},
+        "days_from": {"type": "object", "dynamic": True},
         "codes": {"type": "nested", "properties": {**_ITEM, "value": KW, "value_meaning": KW}},
         "numbers": {"type": "nested", "properties": {**_ITEM, "value": {"type": "double"},
                                                      "unit": KW}},
@@ -53,9 +54,11 @@ def series_index_body() -> dict[str, Any]:
 
 
 def patients_index_body() -> dict[str, Any]:
-    series = {"type": "nested", "properties": {k: v for k, v in _OWN.items()
-                                               if k not in ("files", "site", "patient_id",
-                                                            "patient_key")}}
+    series = {"type": "nested", "properties": {
+        **{k: v for k, v in _OWN.items() if k not in ("files", "site", "patient_id",
+                                                     "patient_key")},
+        "days_from": {"type": "object", "dynamic": True}}}
     return {"settings": SETTINGS, "mappings": {"dynamic": "strict", "properties": {
         "site": KW, "patient_id": KW, "patient_key": KW, "modalities": KW,
+        "events": {"type": "object", "dynamic": True},
         "series": series, "annotations": ANNOTATION}}}

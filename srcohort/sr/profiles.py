@@ -29,6 +29,7 @@ class Node:
     values: tuple[str, ...]
     filter: str | None
     required: bool
+    anchor: str | None = None        # a DATE that names a patient-level event (e.g. "tavi")
 
 
 @dataclass(frozen=True)
@@ -46,9 +47,18 @@ class Profile:
             template_id = str(ds.ContentTemplateSequence[0].get("TemplateIdentifier", ""))
         root = concept_key(ds.ConceptNameCodeSequence[0]) if ds.get("ConceptNameCodeSequence") \
             else ""
+        return self.matches_identity(template_id, root)
+
+    def matches_identity(self, template_id: str, root: str) -> bool:
+        """The same test on an indexed annotation's ``template`` and ``title``."""
         if self.template_id is not None:
             return template_id == self.template_id and (self.root is None or root == self.root)
         return root == self.root and not template_id
+
+    @property
+    def anchors(self) -> dict[str, str]:
+        """Event name -> concept of the DATE item that dates it."""
+        return {node.anchor: node.path[-1] for node in self.nodes.values() if node.anchor}
 
 
 def load_profiles(folder: Path = TEMPLATES_DIR) -> list[Profile]:
@@ -64,7 +74,8 @@ def _profile(path: Path) -> Profile:
             here = parent + (str(item["concept"]),)
             nodes[here] = Node(here, str(item["value_type"]),
                                tuple(str(v) for v in item.get("values", [])),
-                               item.get("filter"), bool(item.get("required", False)))
+                               item.get("filter"), bool(item.get("required", False)),
+                               item.get("anchor"))
             walk(item.get("children", []), here)
 
     walk(raw.get("content", []), ())
