@@ -1,8 +1,10 @@
 """Index a folder of DICOM files: series documents, then the patients they touch.
 
-Re-running is idempotent (document ids derive from UIDs and patient keys) and the patient
-roll-up is recomputed from the series index, so it reflects every series ever indexed for
-the patient, not only this run's.
+Indexing a folder makes the index agree with it: new and changed series are (re)written,
+series whose files have all left the folder are deleted, and the touched patients are rolled
+up again from the series index. Document ids derive from UIDs and patient keys, so a rerun,
+also after a run that died half-way (OpenSearch down, process killed), ends with exactly the
+documents a clean run writes.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import pydicom
 from opensearchpy import OpenSearch, helpers
 
 from srcohort.index.mapping import DEFAULT_PREFIX
-from srcohort.index.documents import patient_documents, series_document
+from srcohort.index.documents import patient_doc_id, patient_documents, series_document
 from srcohort.index.opensearch import bulk_index, ensure_indices
 from srcohort.logs import get_logger, progress
 from srcohort.sources.images import read_header
@@ -28,6 +30,7 @@ class IndexStats:
     """What one indexing run wrote, and which files it could not read."""
 
     series: int = 0
+    deleted: int = 0
     patients: int = 0
     errors: list[dict] = field(default_factory=list)
 
@@ -55,15 +58,37 @@ def index_directory(client: OpenSearch, dicom_dir: Path, *, site: str, prefix: s
     docs = {uid: series_document(site, [ds for _, ds in items], [p for p, _ in items])
             for uid, items in grouped.items()}
     stats.series = bulk_index(client, series_index, docs.items())
+    gone = _vanished_series(client, series_index, site, dicom_dir.resolve(), set(docs))
+    for uid in gone:
+        client.delete(index=series_index, id=uid)
+    stats.deleted = len(gone)
     client.indices.refresh(index=series_index)
-    stats.patients = rollup_patients(client, prefix, {d["patient_key"] for d in docs.values()})
-    log.info("indexed", extra={"site": site, "series": stats.series, "patients": stats.patients,
-                               "errors": len(stats.errors)})
+    touched = {d["patient_key"] for d in docs.values()} | set(gone.values())
+    stats.patients = rollup_patients(client, prefix, touched)
+    log.info("indexed", extra={"site": site, "series": stats.series, "deleted": stats.deleted,
+                               "patients": stats.patients, "errors": len(stats.errors)})
     return stats
 
 
+def _vanished_series(client: OpenSearch, series_index: str, site: str, root: Path,
+                     present: set[str]) -> dict[str, str]:
+    """Series of ``site`` indexed from below ``root`` whose files are all gone: uid -> patient.
+
+    Series indexed from other folders (another export of the same site) are left alone.
+    """
+    gone: dict[str, str] = {}
+    for hit in helpers.scan(client, index=series_index, _source_includes=["files", "patient_key"],
+                            query={"query": {"term": {"site": site}}}):
+        uid, files = hit["_id"], hit["_source"].get("files", [])
+        below = [f for f in files if Path(f).is_relative_to(root)]
+        if uid not in present and below and not any(Path(f).exists() for f in below):
+            gone[uid] = hit["_source"]["patient_key"]
+    return gone
+
+
 def rollup_patients(client: OpenSearch, prefix: str, keys: set[str]) -> int:
-    """Rebuild the patient documents of ``keys`` from everything in the series index."""
+    """Rebuild the patient documents of ``keys`` from everything in the series index; a
+    patient none of whose series is left loses its document."""
     series_index, patients_index = ensure_indices(client, prefix)
     written = 0
     ordered = sorted(keys)
@@ -72,6 +97,9 @@ def rollup_patients(client: OpenSearch, prefix: str, keys: set[str]) -> int:
         series = (hit["_source"] for hit in helpers.scan(
             client, index=series_index, query={"query": {"terms": {"patient_key": chunk}}},
             _source_excludes=["files"]))
-        written += bulk_index(client, patients_index, patient_documents(series).items())
+        docs = patient_documents(series)
+        written += bulk_index(client, patients_index, docs.items())
+        for orphan in {patient_doc_id(key) for key in chunk} - docs.keys():
+            client.delete(index=patients_index, id=orphan, ignore=[404])
     client.indices.refresh(index=patients_index)
     return written
