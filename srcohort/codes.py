@@ -34,10 +34,11 @@ def private_scheme_item() -> Dataset:
     return item
 
 
-def code_key(code: Code | Dataset) -> str:
-    """``SCHEME:VALUE``, the form codes take in the index and in cohort definitions."""
-    return f"{code.CodingSchemeDesignator if isinstance(code, Dataset) else code.scheme_designator}:" \
-           f"{code.CodeValue if isinstance(code, Dataset) else code.value}"
+def concept_key(item: Dataset) -> str:
+    """``SCHEME:VALUE`` of a coded entry (long and URN code values included): the form codes
+    take in the index and in cohort definitions."""
+    value = item.get("CodeValue") or item.get("LongCodeValue") or item.get("URNCodeValue") or ""
+    return f"{item.get('CodingSchemeDesignator', '')}:{value}"
 
 
 YES = Code("373066001", "SCT", "Yes")

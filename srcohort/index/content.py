@@ -9,17 +9,14 @@ finding, which is what makes "the same annotation" and "the same landmark" queri
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from pydicom.dataset import Dataset
 
+from srcohort.codes import concept_key
+from srcohort.sr.profiles import Profile, default_profiles, profile_for, walk_items
+
 Annotation = dict[str, Any]
-
-
-def concept_key(item: Dataset) -> str:
-    """``SCHEME:VALUE`` of a coded entry (long and URN code values included)."""
-    value = item.get("CodeValue") or item.get("LongCodeValue") or item.get("URNCodeValue") or ""
-    return f"{item.get('CodingSchemeDesignator', '')}:{value}"
 
 
 def _name(item: Dataset) -> tuple[str, str]:
@@ -29,8 +26,12 @@ def _name(item: Dataset) -> tuple[str, str]:
     return concept_key(seq[0]), str(seq[0].get("CodeMeaning", ""))
 
 
-def sr_annotation(ds: Dataset) -> Annotation:
-    """The SR's content tree as one annotation object (see docs/index.md for the fields)."""
+def sr_annotation(ds: Dataset, profiles: Iterable[Profile] | None = None) -> Annotation:
+    """The SR's content tree as one annotation object (see docs/index.md for the fields).
+
+    When an SR template profile (sr_templates/) matches, the paths it declares with a
+    ``field`` name are also set under ``fields``; ``profiles`` defaults to the installed ones.
+    """
     title, title_meaning = _name(ds)
     template = ""
     if ds.get("ContentTemplateSequence"):
@@ -44,7 +45,40 @@ def sr_annotation(ds: Dataset) -> Annotation:
     }
     for item, group in _walk(ds.get("ContentSequence", []), group=None):
         _add(annotation, item, group)
+    profile = profile_for(ds, default_profiles() if profiles is None else profiles)
+    if profile is not None:
+        annotation["profile"] = profile.template
+        annotation["fields"] = profile_fields(ds, profile)
     return annotation
+
+
+def profile_fields(ds: Dataset, profile: Profile) -> dict[str, Any]:
+    """Values of the paths ``profile`` names, by field name (a list when a path repeats)."""
+    fields: dict[str, list[Any]] = {}
+    declared = profile.fields
+    for path, item in walk_items(ds):
+        node = declared.get(path)
+        if node is not None and node.value_type == item.get("ValueType") \
+                and (value := _field_value(item)) is not None:
+            fields.setdefault(node.field, []).append(value)
+    return {name: values[0] if len(values) == 1 else values
+            for name, values in sorted(fields.items())}
+
+
+def _field_value(item: Dataset) -> Any:
+    kind = item.get("ValueType")
+    if kind == "CODE" and item.get("ConceptCodeSequence"):
+        return concept_key(item.ConceptCodeSequence[0])
+    if kind == "NUM" and item.get("MeasuredValueSequence"):
+        return float(item.MeasuredValueSequence[0].NumericValue)
+    if kind == "DATE" and item.get("Date"):
+        text = str(item.Date)
+        return f"{text[:4]}-{text[4:6]}-{text[6:8]}"
+    if kind == "TEXT":
+        return str(item.get("TextValue", "")) or None
+    if kind in ("SCOORD", "SCOORD3D"):
+        return str(item.get("GraphicType", "")) or None
+    return None
 
 
 def _walk(sequence: Any, group: dict | None) -> Iterator[tuple[Dataset, dict | None]]:

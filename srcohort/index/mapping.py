@@ -21,6 +21,10 @@ ANNOTATION = {
         "title": KW, "title_meaning": KW, "referenced_series": KW, "modality": KW,
         "study_date": {"type": "date"},
         "days_from": {"type": "object", "dynamic": True},
+        # Named by SR template profiles (sr_templates/*.yaml ``field``): declared as data, so
+        # the mapping grows with the templates; strings map to keyword (FIELD_TEMPLATES).
+        "profile": KW,
+        "fields": {"type": "object", "dynamic": True},
         "codes": {"type": "nested", "properties": {**_ITEM, "value": KW, "value_meaning": KW}},
         "numbers": {"type": "nested", "properties": {**_ITEM, "value": {"type": "double"},
                                                      "unit": KW}},
@@ -43,13 +47,15 @@ _DYNAMIC = [
         ("float", {"type": "double"}), ("date", {"type": "date", "format": "yyyy-MM-dd"}),
         ("datetime", {"type": "date", "format": "yyyy-MM-dd'T'HH:mm:ss"}), ("time", KW))
 ]
+FIELD_TEMPLATES = [{"annotation_fields": {"path_match": "annotations.fields.*",
+                                         "match_mapping_type": "string", "mapping": KW}}]
 SETTINGS = {"index": {"number_of_shards": 1, "number_of_replicas": 0,
                       "mapping.total_fields.limit": 6000, "mapping.nested_objects.limit": 10000}}
 
 
 def series_index_body() -> dict[str, Any]:
     return {"settings": SETTINGS, "mappings": {
-        "dynamic_templates": _DYNAMIC,
+        "dynamic_templates": FIELD_TEMPLATES + _DYNAMIC,
         "properties": {**_OWN, "annotations": ANNOTATION}}}
 
 
@@ -58,7 +64,8 @@ def patients_index_body() -> dict[str, Any]:
         **{k: v for k, v in _OWN.items() if k not in ("files", "site", "patient_id",
                                                      "patient_key")},
         "days_from": {"type": "object", "dynamic": True}}}
-    return {"settings": SETTINGS, "mappings": {"dynamic": "strict", "properties": {
+    return {"settings": SETTINGS, "mappings": {
+        "dynamic": "strict", "dynamic_templates": FIELD_TEMPLATES, "properties": {
         "site": KW, "patient_id": KW, "patient_key": KW, "modalities": KW,
         "events": {"type": "object", "dynamic": True},
         "series": series, "annotations": ANNOTATION}}}

@@ -7,15 +7,16 @@ add a template, or widen what is searchable, by editing YAML.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import yaml
 from pydicom.dataset import Dataset
 
-from srcohort.index.content import concept_key
+from srcohort.codes import concept_key
 
 TEMPLATES_DIR = Path(os.environ.get("SRCOHORT_TEMPLATES",
                                     Path(__file__).resolve().parents[2] / "sr_templates"))
@@ -30,6 +31,7 @@ class Node:
     filter: str | None
     required: bool
     anchor: str | None = None        # a DATE that names a patient-level event (e.g. "tavi")
+    field: str | None = None         # name under which the value is filterable per annotation
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,11 @@ class Profile:
         return root == self.root and not template_id
 
     @property
+    def fields(self) -> dict[Path_, Node]:
+        """Paths declared filterable under a field name."""
+        return {path: node for path, node in self.nodes.items() if node.field}
+
+    @property
     def anchors(self) -> dict[str, str]:
         """Event name -> concept of the DATE item that dates it."""
         return {node.anchor: node.path[-1] for node in self.nodes.values() if node.anchor}
@@ -63,6 +70,16 @@ class Profile:
 
 def load_profiles(folder: Path = TEMPLATES_DIR) -> list[Profile]:
     return [_profile(path) for path in sorted(folder.glob("*.yaml"))]
+
+
+@functools.lru_cache(maxsize=8)
+def default_profiles(folder: Path = TEMPLATES_DIR) -> tuple[Profile, ...]:
+    """The installed profiles, read once per process (indexing asks for them per SR)."""
+    return tuple(load_profiles(folder))
+
+
+def profile_for(ds: Dataset, profiles: Iterable[Profile]) -> Profile | None:
+    return next((p for p in profiles if p.matches(ds)), None)
 
 
 def _profile(path: Path) -> Profile:
@@ -75,7 +92,7 @@ def _profile(path: Path) -> Profile:
             nodes[here] = Node(here, str(item["value_type"]),
                                tuple(str(v) for v in item.get("values", [])),
                                item.get("filter"), bool(item.get("required", False)),
-                               item.get("anchor"))
+                               item.get("anchor"), item.get("field"))
             walk(item.get("children", []), here)
 
     walk(raw.get("content", []), ())
@@ -84,17 +101,23 @@ def _profile(path: Path) -> Profile:
                    identify.get("root"), nodes)
 
 
-def content_items(ds: Dataset) -> Iterator[tuple[Path_, str, str | None]]:
-    """(concept path, value type, coded value) of every item below the root."""
-    def walk(sequence: Any, parent: Path_) -> Iterator[tuple[Path_, str, str | None]]:
+def walk_items(ds: Dataset) -> Iterator[tuple[Path_, Dataset]]:
+    """Every content item below the root with its path of concept names."""
+    def walk(sequence: Any, parent: Path_) -> Iterator[tuple[Path_, Dataset]]:
         for item in sequence:
             name = concept_key(item.ConceptNameCodeSequence[0]) \
                 if item.get("ConceptNameCodeSequence") else ""
-            value = concept_key(item.ConceptCodeSequence[0]) \
-                if item.get("ConceptCodeSequence") else None
-            yield parent + (name,), str(item.ValueType), value
+            yield parent + (name,), item
             yield from walk(item.get("ContentSequence", []), parent + (name,))
     yield from walk(ds.get("ContentSequence", []), ())
+
+
+def content_items(ds: Dataset) -> Iterator[tuple[Path_, str, str | None]]:
+    """(concept path, value type, coded value) of every item below the root."""
+    for path, item in walk_items(ds):
+        value = concept_key(item.ConceptCodeSequence[0]) \
+            if item.get("ConceptCodeSequence") else None
+        yield path, str(item.ValueType), value
 
 
 def nonconformities(ds: Dataset, profile: Profile) -> list[str]:
