@@ -62,6 +62,10 @@ SMOKING = {
     "never": Code("266919005", "SCT", "Never smoked tobacco"),
 }
 
+# The imaging procedure a TID 1500 report is about (CID 100 Quantitative Diagnostic Imaging
+# Procedures has no cardiac CT entry; PixelMed's validator checks membership).
+CT_UNSPECIFIED = Code("25045-6", "LN", "CT unspecified body region")
+
 # Procedures and outcome
 PROCEDURE_REPORTED = Code("121058", "DCM", "Procedure reported")
 TAVI = Code("725351001", "SCT", "Transcatheter aortic valve replacement")
@@ -111,4 +115,52 @@ UNIT_FACTORS: dict[str, dict[str, float]] = {
     "mm2": {"mm2": 1.0, "cm2": 100.0},
     "mm3": {"mm3": 1.0, "cm3": 1000.0, "ml": 1000.0},
     "1": {"1": 1.0, "": 1.0, "AU": 1.0},
+}
+
+# ---------------------------------------------------------------------------------------------
+# ECG report (TID 3700). Sources: pydicom.sr.codedict (generated from PS3.16) unless noted.
+# ---------------------------------------------------------------------------------------------
+# DICOM (CID 7000, PixelMed's tables) spells the title 11524-0; LOINC itself has 11524-6
+# ("EKG study"). DICOM readers match the DICOM spelling, so the SR uses it.
+ECG_REPORT = Code("11524-0", "LN", "ECG Report")
+ENGLISH = Code("en", "RFC5646", "English")                                 # CID 5000 (PixelMed)
+CURRENT_PROCEDURE_DESCRIPTIONS = Code("55111-9", "LN", "Current Procedure Descriptions")
+PROCEDURE_DATETIME = Code("122146", "DCM", "Procedure DateTime")
+SOURCE_OF_MEASUREMENT = Code("121112", "DCM", "Source of Measurement")
+PATIENT_CHARACTERISTICS = Code("121118", "DCM", "Patient Characteristics")
+SUBJECT_AGE = Code("121033", "DCM", "Subject Age")
+SUBJECT_SEX = Code("121032", "DCM", "Subject Sex")
+BODY_HEIGHT = Code("8302-2", "LN", "Body height")                # LOINC, FHIR vital signs
+BODY_WEIGHT = Code("29463-7", "LN", "Body weight")               # LOINC, FHIR vital signs
+SEXES = {"M": Code("M", "DCM", "Male"), "F": Code("F", "DCM", "Female"),
+         "O": Code("121102", "DCM", "Other sex")}                 # CID 7455
+QUANTITATIVE_ANALYSIS = Code("122144", "DCM", "Quantitative Analysis")
+ECG_GLOBAL_MEASUREMENTS = Code("122158", "DCM", "ECG Global Measurements")
+QUALITATIVE_ANALYSIS = Code("122145", "DCM", "Qualitative Analysis")
+ECG_FINDING = Code("271921002", "SCT", "Electrocardiogram finding")
+SUMMARY = Code("55112-7", "LN", "Summary")
+# Global measurements by the canonical names of srcohort.sources.ecg.model.MEASUREMENT_UNITS:
+# durations from CID 3689, QTc from CID 3227, axes from CID 3229. Heart rate is LOINC's
+# (pydicom codedict); TID 3713's own MDC ventricular rate code could not be verified here.
+ECG_MEASUREMENTS: dict[str, Code] = {
+    "heart_rate": Code("8867-4", "LN", "Heart rate"),
+    "rr_interval": Code("2:16000", "MDC", "RR time period, global"),
+    "pr_interval": Code("2:15872", "MDC", "PR time period, global"),
+    "qrs_duration": Code("2:16156", "MDC", "QRS duration global"),
+    "qt_interval": Code("2:16160", "MDC", "QT duration, global"),
+    "qtc_interval": Code("2:15876", "MDC", "QTc interval global"),
+    "p_axis": Code("2:16128", "MDC", "P Axis"),
+    "qrs_axis": Code("2:16132", "MDC", "QRS axis"),
+    "t_axis": Code("2:16136", "MDC", "T axis"),
+}
+# Findings by the canonical names of srcohort.sources.ecg.model.FINDINGS: CID 3230 "ECG
+# Finding", sinus rhythm from CID 3415 "Cardiac Rhythm"; LVH is the SNOMED CT ECG finding
+# (not in any DICOM context group; PhysioNet/CinC ECG label mapping).
+ECG_FINDINGS: dict[str, Code] = {
+    "LBBB": LEFT_BUNDLE_BRANCH_BLOCK,
+    "RBBB": Code("59118001", "SCT", "Right bundle branch block"),
+    "AF": Code("49436004", "SCT", "Atrial fibrillation"),
+    "AV_BLOCK_1": Code("270492004", "SCT", "First degree atrioventricular block"),
+    "SINUS_RHYTHM": Code("10:9216", "MDC", "Sinus Rhythm"),
+    "LVH": Code("164873001", "SCT", "Electrocardiographic left ventricular hypertrophy"),
 }

@@ -13,7 +13,7 @@ from srcohort.convert.patients import PatientInputs, build_patient
 from srcohort.index.content import sr_annotation
 from srcohort.sources.tables import TableRecord
 from srcohort.sr.profiles import load_profiles, nonconformities
-from tests.dicom_validators import dciodvfy, dsrdump, require_tool
+from tests.dicom_validators import dciodvfy, dsrdump, pixelmed_sr, require_tool
 
 CSV = Path("tables/registry.csv")
 
@@ -48,6 +48,7 @@ def _inputs(with_ct: bool) -> PatientInputs:
 def test_every_sr_passes_dciodvfy_and_dsrdump(tmp_path: Path, with_ct: bool) -> None:
     require_tool("dciodvfy")
     require_tool("dsrdump")
+    require_tool("pixelmed")
     result = build_patient(_inputs(with_ct))
     assert len(result.reports) == (3 if with_ct else 2)
     for sr, _ in result.reports:
@@ -55,6 +56,7 @@ def test_every_sr_passes_dciodvfy_and_dsrdump(tmp_path: Path, with_ct: bool) -> 
         sr.save_as(path, enforce_file_format=True)
         assert dciodvfy(path) == [], path
         assert dsrdump(path) == [], path
+        assert pixelmed_sr(path) == [], path      # knows TID 1500; checks the rest generically
 
 
 def test_unknown_unit_sets_only_that_measurement_aside() -> None:

@@ -50,7 +50,7 @@ class TaviPlanningReport(hd.sr.MeasurementReport):
             uid=derived_uid("srcohort", "device"), name=DEVICE_NAME)
         context = hd.sr.ObservationContext(observer_device_context=hd.sr.ObserverContext(
             observer_type=dcm_codes.cid270.Device, observer_identifying_attributes=device))
-        super().__init__(observation_context=context, procedure_reported=codes.TAVI,
+        super().__init__(observation_context=context, procedure_reported=codes.CT_UNSPECIFIED,
                          imaging_measurements=groups)
 
 
