@@ -26,6 +26,9 @@ from pydicom.errors import InvalidDicomError
 from srcohort import codes
 from srcohort.demo.consortium import generate_consortium
 from srcohort.demo.profiles import FAULT_KINDS, PROFILES, site_profiles
+from srcohort.sources.ecg.model import EcgFormatError
+from srcohort.sources.ecg.read import read_ecg
+from srcohort.sources.labelmaps import read_label_map
 from tests.dicom_validators import dciodvfy, dsrdump, pixelmed_sr, require_tool
 
 DOC_TABLE_KEYS = {"file", "delimiter", "encoding", "date_format", "decimal", "columns", "values"}
@@ -35,6 +38,7 @@ DOC_COLUMNS = {
     "procedures": {"patient_id", "code", "date"},
     "landmarks": {"patient_id", "landmark", "x", "y", "z"},
     "measurements": {"patient_id", "measurement", "value", "unit"},
+    "segmentations": {"patient_id", "file"},
 }
 VOCABULARY = {"prosthesis": set(codes.PROSTHESES), "diabetes": {"yes", "no"},
               "lbbb": {"yes", "no"}, "smoking": set(codes.SMOKING),
@@ -157,7 +161,8 @@ def test_same_seed_gives_identical_bytes(small: Demo, tmp_path: Path) -> None:
 def test_different_seed_gives_different_data(small: Demo, tmp_path: Path) -> None:
     _generate(tmp_path, **{**SMALL, "seed": SMALL["seed"] + 1})
     first, other = _tree(small.root), _tree(tmp_path)
-    tables = [name for name in first if "/tables/" in name]
+    # every table of patient data differs; the label tables describe the site, not patients
+    tables = [name for name in first if "/tables/" in name and "/tables/labels." not in name]
     assert tables and all(first[name] != other.get(name) for name in tables)
     assert _ct_uids(small.root).isdisjoint(_ct_uids(tmp_path))
 
@@ -226,7 +231,7 @@ def test_mapping_files_follow_the_documented_format(demo: Demo) -> None:
     for site, site_truth in demo.truth["sites"].items():
         site_dir = demo.root / site
         mapping = _mapping(site_dir)
-        assert set(mapping) <= {"site", "institution", "images", "tables"}
+        assert set(mapping) <= {"site", "institution", "images", "ecg", "label_table", "tables"}
         assert mapping["site"] == site and (site_dir / mapping["images"]).is_dir()
         assert {"registry", "procedures"} <= set(mapping["tables"]) <= set(DOC_COLUMNS)
         faulty = _fault_lines(site_truth)
@@ -267,10 +272,21 @@ def test_every_fault_kind_is_injected_where_the_truth_says(demo: Demo) -> None:
                 with pytest.raises(InvalidDicomError):
                     pydicom.dcmread(path)
                 continue
+            if fault["kind"] == "truncated_ecg":
+                with pytest.raises(EcgFormatError):
+                    read_ecg(path)
+                continue
             spec = specs[fault["file"]]
             _, rows = _rows(site_dir, spec)
             (cells,) = [c for line, c in rows if line == fault["line"]]
             assert cells["patient_id"] == fault["patient_id"]
+            if fault["kind"] == "labelmap_geometry":
+                maps = [read_label_map(site_dir / c["file"]) for _, c in rows
+                        if c["patient_id"] == fault["patient_id"]]
+                bad = read_label_map(site_dir / cells["file"])
+                assert all(abs(bad.affine[:3, 3] - m.affine[:3, 3]).max() > 1 for m in maps
+                           if m.path != bad.path)
+                continue
             column = {"bad_registry_date": "tavi_date", "bad_procedure_date": "date",
                       "non_numeric_measurement": "value",
                       "unknown_patient_landmark": "patient_id"}[fault["kind"]]

@@ -8,6 +8,7 @@ overwrites the same files with the same objects.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from collections import defaultdict
@@ -19,6 +20,7 @@ from pydicom.dataset import Dataset
 
 from srcohort.convert.patients import PatientInputs, build_patient
 from srcohort.convert.report import ConversionReport, Quarantine
+from srcohort.convert.signals import UNKNOWN_PATIENT, convert_ecgs, convert_segmentations
 from srcohort.logs import get_logger, progress
 from srcohort.sources.images import Series, scan_series
 from srcohort.sources.mapping import SiteMapping, load_mapping
@@ -44,8 +46,11 @@ def convert_site(site_dir: Path, out_dir: Path, *, workers: int | None = None
     for error in bad_files:
         quarantine.add(error)
     _copy_images(series.values(), dicom_root, site_dir, report)
-    patients = _collect_patients(mapping, series, quarantine, report)
+    patients, segmentations = _collect_patients(mapping, series, quarantine)
     _build_all(patients, dicom_root, site_dir, report, quarantine, workers)
+    write = functools.partial(_save, dicom_root)
+    convert_ecgs(mapping, patients, write, report, quarantine)
+    convert_segmentations(mapping, patients, segmentations, write, report, quarantine)
     out_dir.mkdir(parents=True, exist_ok=True)
     report.write(out_dir / "conversion-report.json")
     log.info("site converted", extra={"site": mapping.site, **report.counts()})
@@ -63,9 +68,20 @@ def _copy_images(series: Iterable[Series], root: Path, site_dir: Path,
             report.converted(path, site_dir, outputs=[str(target.relative_to(root))])
 
 
-def _collect_patients(mapping: SiteMapping, series: dict[str, Series], quarantine: Quarantine,
-                      report: ConversionReport) -> dict[str, PatientInputs]:
-    """Join images and table rows by patient id; rows of unknown patients are set aside."""
+def _save(root: Path, ds: Dataset) -> str:
+    """Write ``ds`` at its UID path below ``root``; return that path relative to ``root``."""
+    target = dicom_path(root, ds)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(target, enforce_file_format=True)
+    return str(target.relative_to(root))
+
+
+def _collect_patients(mapping: SiteMapping, series: dict[str, Series], quarantine: Quarantine
+                      ) -> tuple[dict[str, PatientInputs], list[TableRecord]]:
+    """Join images and table rows by patient id; rows of unknown patients are set aside.
+
+    Returns the patients and the segmentation rows of known patients.
+    """
     patients: dict[str, PatientInputs] = {}
 
     def patient(pid: str) -> PatientInputs:
@@ -75,7 +91,8 @@ def _collect_patients(mapping: SiteMapping, series: dict[str, Series], quarantin
         if entry.modality in IMAGE_MODALITIES and not patient(entry.patient_id).ct_headers:
             patient(entry.patient_id).ct_headers = entry.headers
     tables = {name: _read(spec_name=name, mapping=mapping, quarantine=quarantine)
-              for name in ("registry", "procedures", "landmarks", "measurements")}
+              for name in ("registry", "procedures", "landmarks", "measurements",
+                           "segmentations")}
     for row in tables["registry"]:
         target = patient(row.values["patient_id"])
         if target.registry is not None:
@@ -84,15 +101,18 @@ def _collect_patients(mapping: SiteMapping, series: dict[str, Series], quarantin
                                     row.values["patient_id"]))
         else:
             target.registry = row
-    for name in ("procedures", "landmarks", "measurements"):
+    known: dict[str, list[TableRecord]] = defaultdict(list)
+    for name in ("procedures", "landmarks", "measurements", "segmentations"):
         for row in tables[name]:
             pid = row.values["patient_id"]
             if pid not in patients:
-                quarantine.add(RowError(row.file, row.line,
-                                        "patient id matches no images nor registry row", pid))
+                quarantine.add(RowError(row.file, row.line, UNKNOWN_PATIENT, pid))
             else:
-                getattr(patients[pid], name).append(row)
-    return patients
+                known[name].append(row)
+    for name in ("procedures", "landmarks", "measurements"):
+        for row in known[name]:
+            getattr(patients[row.values["patient_id"]], name).append(row)
+    return patients, known["segmentations"]
 
 
 def _read(*, spec_name: str, mapping: SiteMapping, quarantine: Quarantine
@@ -143,10 +163,6 @@ def _build_and_write(job: tuple[PatientInputs, Path]
             inputs.landmarks + inputs.measurements
         reason = f"SR could not be built: {exc.__class__.__name__}: {exc}"
         return [], [RowError(r.file, r.line, reason, inputs.patient_id) for r in rows]
-    outputs = []
-    for sr, sources in result.reports:
-        target = dicom_path(root, sr)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        sr.save_as(target, enforce_file_format=True)
-        outputs.append((str(target.relative_to(root)), [(r.file, r.line) for r in sources]))
+    outputs = [(_save(root, sr), [(r.file, r.line) for r in sources])
+               for sr, sources in result.reports]
     return outputs, result.errors

@@ -30,6 +30,7 @@ import yaml
 from srcohort import codes
 from srcohort.demo.ct import CTStudy, Geometry, ct_series
 from srcohort.demo.profiles import SiteProfile, Table, site_profiles
+from srcohort.demo.signals import write_signals
 from srcohort.logs import get_logger, progress
 
 log = get_logger(__name__)
@@ -331,6 +332,11 @@ class SiteWriter:
     def write(self) -> dict[str, Any]:
         self.root.mkdir(parents=True)
         self._images()
+        self.signals = write_signals(
+            self.root, self.ctx.number, self.ctx.seed, self.patients,
+            truncated_ecg="truncated_ecg" in self.profile.faults,
+            shifted_labelmap="labelmap_geometry" in self.profile.faults)
+        self.faults += self.signals.faults
         self._registry()
         self._procedures()
         if self.profile.landmarks is not None:
@@ -501,7 +507,8 @@ class SiteWriter:
                                       ("measurements", profile.measurements))
                   if table is not None}
         mapping = {"site": self.ctx.site_id, "institution": profile.institution,
-                   "images": "images", "tables": tables}
+                   "images": "images", **self.signals.mapping,
+                   "tables": {**tables, **self.signals.tables}}
         text = yaml.safe_dump(mapping, sort_keys=False, allow_unicode=True, width=100)
         (self.root / "mapping.yaml").write_text(
             f"# Synthetic export of {profile.institution} (srcohort demo-data); format: "
@@ -550,6 +557,8 @@ class SiteWriter:
             "smoking": patient.smoking if "smoking" in self.profile.registry.columns else None,
             "lbbb": patient.lbbb,
             "registry_quarantined": self.targets.get("bad_registry_date") is patient,
+            "ecg": self.signals.ecg.get(patient.patient_id),
+            "segmentations": self.signals.segmentations.get(patient.patient_id, []),
             "landmarks": ({name: list(point) for name, point in patient.landmarks.items()}
                           if self.profile.landmarks is not None else {}),
             "measurements": ({name: [value, codes.MEASUREMENTS[name][1]]

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 LAYOUTS = ("nested", "flat", "per_series")
 FAULT_KINDS = ("bad_registry_date", "unreadable_dicom", "bad_procedure_date",
-               "non_numeric_measurement", "unknown_patient_landmark")
+               "non_numeric_measurement", "unknown_patient_landmark", "truncated_ecg",
+               "labelmap_geometry")
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ PROFILES: tuple[SiteProfile, ...] = (
         delimiter=";", encoding="latin-1", decimal=",", line_terminator="\r\n",
         units={"mm": "cm", "mm2": "cm2", "mm3": "ml", "1": "AU"},
         ops_text_column="OPS_Text",
-        faults=("bad_registry_date", "unreadable_dicom"),
+        faults=("bad_registry_date", "unreadable_dicom", "truncated_ecg"),
     ),
     SiteProfile(
         institution="St. Vincent's Heart Centre",
@@ -133,7 +134,8 @@ PROFILES: tuple[SiteProfile, ...] = (
         layout="flat",
         scanner=("GE MEDICAL SYSTEMS", "Revolution CT", "Cardiac 0.625 STND"),
         pad_ids_to=10,
-        faults=("bad_registry_date", "non_numeric_measurement", "bad_procedure_date"),
+        faults=("bad_registry_date", "non_numeric_measurement", "bad_procedure_date",
+                "labelmap_geometry"),
     ),
     SiteProfile(
         institution="Herzzentrum Südwest",

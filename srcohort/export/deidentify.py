@@ -11,13 +11,15 @@ from pydicom.dataset import Dataset
 
 # Type 2 attributes the IODs require to be present: emptied (PS3.15 action Z), not removed.
 EMPTY = ("PatientBirthDate", "ReferringPhysicianName", "AccessionNumber", "StudyID")
+# Type 1 in some IODs (SEG's Enhanced General Equipment): replaced by a dummy (action D).
+DUMMY = {"DeviceSerialNumber": "0"}
 REMOVE = (
     "PatientBirthTime", "OtherPatientIDs", "OtherPatientIDsSequence",
     "OtherPatientNames", "PatientAddress", "PatientTelephoneNumbers", "PatientMotherBirthName",
     "MedicalRecordLocator", "EthnicGroup", "Occupation", "PatientComments", "AdditionalPatientHistory",
     "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName",
     "PerformingPhysicianName", "OperatorsName", "PhysiciansOfRecord", "NameOfPhysiciansReadingStudy",
-    "RequestingPhysician", "StationName", "DeviceSerialNumber",
+    "RequestingPhysician", "StationName",
     "VerifyingObserverSequence", "AuthorObserverSequence",
 )
 
@@ -31,6 +33,9 @@ def deidentify(ds: Dataset, pseudonym: str) -> Dataset:
     for keyword in EMPTY:
         if keyword in ds:
             setattr(ds, keyword, "")
+    for keyword, value in DUMMY.items():
+        if keyword in ds:
+            setattr(ds, keyword, value)
     ds.PatientID = pseudonym
     ds.PatientName = pseudonym
     ds.PatientIdentityRemoved = "YES"

@@ -13,8 +13,9 @@ TABLE_COLUMNS: dict[str, tuple[set[str], set[str]]] = {
     "registry": ({"patient_id"}, {"tavi_date", "prosthesis", "prosthesis_size", "diabetes",
                                   "smoking", "lbbb", "sex", "birth_date"}),
     "procedures": ({"patient_id", "code", "date"}, set()),
-    "landmarks": ({"patient_id", "landmark", "x", "y", "z"}, {"series_uid"}),
-    "measurements": ({"patient_id", "measurement", "value", "unit"}, {"series_uid"}),
+    "landmarks": ({"patient_id", "landmark", "x", "y", "z"}, set()),
+    "measurements": ({"patient_id", "measurement", "value", "unit"}, set()),
+    "segmentations": ({"patient_id", "file"}, set()),
 }
 
 
@@ -45,6 +46,8 @@ class SiteMapping:
     images: Path
     tables: dict[str, TableSpec]
     institution: str = ""
+    ecg: Path | None = None            # folder of ECG files
+    label_table: Path | None = None    # label value -> structure, for the segmentations
 
 
 def load_mapping(site_dir: Path) -> SiteMapping:
@@ -58,9 +61,13 @@ def load_mapping(site_dir: Path) -> SiteMapping:
         raise MappingError(f"{path}: mapping must be a mapping with a 'site' key")
     tables = {name: _table(path, site_dir, name, spec)
               for name, spec in (raw.get("tables") or {}).items()}
+    optional = {key: site_dir / str(raw[key]) if raw.get(key) else None
+                for key in ("ecg", "label_table")}
+    if "segmentations" in tables and optional["label_table"] is None:
+        raise MappingError(f"{path}: a segmentations table needs a 'label_table'")
     return SiteMapping(site=str(raw["site"]), root=site_dir,
                        images=site_dir / str(raw.get("images", "images")), tables=tables,
-                       institution=str(raw.get("institution", "")))
+                       institution=str(raw.get("institution", "")), **optional)
 
 
 def _table(path: Path, site_dir: Path, name: str, spec: Any) -> TableSpec:

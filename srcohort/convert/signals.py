@@ -1,0 +1,84 @@
+"""ECG files and label maps of a site -> DICOM ECG waveform + ECG report SR, and DICOM SEG.
+
+Both join patients the site already has (images or a registry row); anything that cannot be
+read, or that belongs to nobody, is quarantined with the reason. UIDs derive from the site and
+the source file, so converting again rewrites the same instances.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from pydicom.dataset import Dataset
+
+from srcohort.convert.patients import PatientInputs
+from srcohort.convert.report import ConversionReport, Quarantine
+from srcohort.logs import get_logger
+from srcohort.sources.ecg.model import EcgFormatError
+from srcohort.sources.ecg.read import read_ecg
+from srcohort.sources.labelmaps import LabelMapError, LabelTable, read_label_table
+from srcohort.sources.mapping import SiteMapping
+from srcohort.sources.tables import RowError, TableRecord
+from srcohort.seg.sop import build_segmentation
+from srcohort.sr.ecg import EcgReport, EcgReportSR
+from srcohort.uids import derived_uid
+from srcohort.waveform.sop import ecg_dataset
+
+log = get_logger(__name__)
+Writer = Callable[[Dataset], str]      # saves an instance, returns its path below dicom/
+UNKNOWN_PATIENT = "patient id matches no images nor registry row"
+
+
+def convert_ecgs(mapping: SiteMapping, patients: dict[str, PatientInputs], write: Writer,
+                 report: ConversionReport, quarantine: Quarantine) -> None:
+    """Every file of the site's ECG folder -> waveform + report, joined to its patient."""
+    if mapping.ecg is None or not mapping.ecg.is_dir():
+        return
+    for path in sorted(p for p in mapping.ecg.rglob("*") if p.is_file()):
+        rel = str(path.relative_to(mapping.root))
+        try:
+            recording = read_ecg(path)
+            pid = recording.patient_id.strip()
+            if pid not in patients:
+                quarantine.add(RowError(path, None, f"{path}: {UNKNOWN_PATIENT} ({pid!r})"))
+                continue
+            waveform = ecg_dataset(
+                recording, study=None, institution=mapping.institution,
+                series_instance_uid=derived_uid(mapping.site, rel, "ecg-series"),
+                sop_instance_uid=derived_uid(mapping.site, rel, "ecg-instance"))
+            sr = EcgReportSR(waveform, EcgReport(recording, waveform), site=mapping.site,
+                             institution=mapping.institution)
+        except (EcgFormatError, ValueError) as exc:
+            message = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+            quarantine.add(RowError(path, None, message))
+            continue
+        report.converted(path, mapping.root, outputs=[write(waveform), write(sr)])
+
+
+def convert_segmentations(mapping: SiteMapping, patients: dict[str, PatientInputs],
+                          rows: list[TableRecord], write: Writer, report: ConversionReport,
+                          quarantine: Quarantine) -> None:
+    """Every row of the segmentations table -> a binary SEG on the patient's CT."""
+    if not rows:
+        return
+    try:
+        table: LabelTable = read_label_table(mapping.label_table)
+    except (LabelMapError, OSError) as exc:
+        for row in rows:
+            quarantine.add(RowError(row.file, row.line, f"label table unusable: {exc}",
+                                    row.values["patient_id"]))
+        return
+    for row in rows:
+        pid, rel = row.values["patient_id"], str(row.values["file"])
+        ct = patients[pid].ct_headers
+        try:
+            if not ct:
+                raise LabelMapError(f"{rel}: patient {pid!r} has no CT to put the SEG on")
+            seg = build_segmentation(
+                mapping.root / rel, table, ct, institution=mapping.institution,
+                series_instance_uid=derived_uid(mapping.site, rel, "seg-series"),
+                sop_instance_uid=derived_uid(mapping.site, rel, "seg-instance"))
+        except (LabelMapError, OSError, ValueError) as exc:
+            quarantine.add(RowError(row.file, row.line, str(exc), pid))
+            continue
+        report.converted(mapping.root / rel, mapping.root, outputs=[write(seg)])
