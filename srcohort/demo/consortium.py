@@ -37,6 +37,8 @@ log = get_logger(__name__)
 
 EXAMPLE_COHORT_DEFINITION = ("CT present AND pacemaker outcome known (yes or no) AND prosthesis "
                              "family self-expanding (registry row not quarantined)")
+MULTIMODAL_COHORT_DEFINITION = ("CT with a SEG containing calcification AND an ECG showing LBBB "
+                                "within 90 days before the TAVI AND pacemaker outcome known")
 FAMILY = {model: "self-expanding" if family == codes.SELF_EXPANDING else "balloon-expandable"
           for model, (_, family) in codes.PROSTHESES.items()}
 VALVE_MIX = {"SAPIEN3": 0.35, "MYVAL": 0.12, "EVOLUT": 0.30, "ACURATE": 0.13, "PORTICO": 0.10}
@@ -138,9 +140,13 @@ def generate_consortium(out: Path, sites: int = 8, patients_per_site: int = 20,
     per_site = {site: sum(map(in_example_cohort, data["patients"].values()))
                 for site, data in truth_sites.items()}
     total = sum(per_site.values())
+    multimodal = {site: sum(map(in_multimodal_cohort, data["patients"].values()))
+                  for site, data in truth_sites.items()}
     truth = {"seed": seed, "sites_count": sites, "patients_per_site": patients_per_site,
              "example_cohort": {"definition": EXAMPLE_COHORT_DEFINITION, "per_site": per_site,
                                 "total": total},
+             "multimodal_cohort": {"definition": MULTIMODAL_COHORT_DEFINITION,
+                                   "per_site": multimodal, "total": sum(multimodal.values())},
              "sites": truth_sites}
     path = out / "ground_truth.json"
     path.write_text(json.dumps(truth, indent=1, ensure_ascii=False) + "\n", "utf-8")
@@ -154,6 +160,16 @@ def in_example_cohort(record: dict[str, Any]) -> bool:
     """The example cohort on one truth record: what ``tavi-self-expanding`` must select."""
     return (record["has_ct"] and record["pacemaker"] in ("yes", "no")
             and record["family"] == "self-expanding" and not record["registry_quarantined"])
+
+
+def in_multimodal_cohort(record: dict[str, Any]) -> bool:
+    """What ``tavi-lbbb-ecg-calcification`` must select, computed from one truth record."""
+    ecg = record.get("ecg")
+    days = (dt.date.fromisoformat(ecg["date"]) - dt.date.fromisoformat(record["tavi_date"])).days \
+        if ecg else None
+    return (record["has_ct"] and record["pacemaker"] in ("yes", "no")
+            and any("CALCIFICATION" in structures for structures in record["segmentations"])
+            and ecg is not None and ecg["lbbb"] and -90 <= days <= 0)
 
 
 def pacemaker_outcome(procedures: list[tuple[str, dt.date]]) -> tuple[str, dt.date | None]:
