@@ -92,6 +92,7 @@ PROSTHESES: dict[str, tuple[Code, Code]] = {
 # Anatomy, landmarks and measurements (TID 1500)
 AORTIC_VALVE_RING = Code("77583004", "SCT", "Aortic valve ring")
 AORTIC_ROOT = Code("8128003", "SCT", "Aortic root")
+MEMBRANOUS_SEPTUM = private("MEMBRANOUS_SEPTUM", "Membranous part of interventricular septum")
 LANDMARKS: dict[str, Code] = {
     "LCC_HINGE": private("LCC_HINGE", "Left coronary cusp hinge point"),
     "RCC_HINGE": private("RCC_HINGE", "Right coronary cusp hinge point"),
@@ -105,7 +106,7 @@ MEASUREMENTS: dict[str, tuple[Code, str, str, Code]] = {
     "ANNULUS_PERIMETER": (Code("131191004", "SCT", "Perimeter"), "mm", "millimeter", AORTIC_VALVE_RING),
     "ANNULUS_AREA": (Code("42798000", "SCT", "Area"), "mm2", "square millimeter", AORTIC_VALVE_RING),
     "MS_LENGTH": (private("MS_LENGTH", "Membranous septum length"), "mm", "millimeter",
-                  private("MEMBRANOUS_SEPTUM", "Membranous part of interventricular septum")),
+                  MEMBRANOUS_SEPTUM),
     "CALCIUM_VOLUME": (Code("122660", "DCM", "Calcium Volume"), "mm3", "cubic millimeter", AORTIC_ROOT),
     "AGATSTON": (Code("112055", "DCM", "Agatston"), "1", "no units", AORTIC_ROOT),
 }
@@ -140,14 +141,15 @@ QUALITATIVE_ANALYSIS = Code("122145", "DCM", "Qualitative Analysis")
 ECG_FINDING = Code("271921002", "SCT", "Electrocardiogram finding")
 SUMMARY = Code("55112-7", "LN", "Summary")
 # Global measurements by the canonical names of srcohort.sources.ecg.model.MEASUREMENT_UNITS:
-# durations from CID 3689, QTc from CID 3227, axes from CID 3229. Heart rate is LOINC's
-# (pydicom codedict); TID 3713's own MDC ventricular rate code could not be verified here.
+# intervals from CID 3228 "ECG Timing Measurement", QTc from CID 3227, axes from CID 3229.
+# Heart rate is LOINC's (pydicom codedict): TID 3713's own MDC ventricular rate code could not
+# be verified here.
 ECG_MEASUREMENTS: dict[str, Code] = {
     "heart_rate": Code("8867-4", "LN", "Heart rate"),
-    "rr_interval": Code("2:16000", "MDC", "RR time period, global"),
-    "pr_interval": Code("2:15872", "MDC", "PR time period, global"),
+    "rr_interval": Code("2:16168", "MDC", "RR interval global"),
+    "pr_interval": Code("2:15872", "MDC", "PR interval global"),
     "qrs_duration": Code("2:16156", "MDC", "QRS duration global"),
-    "qt_interval": Code("2:16160", "MDC", "QT duration, global"),
+    "qt_interval": Code("2:16160", "MDC", "QT interval global"),
     "qtc_interval": Code("2:15876", "MDC", "QTc interval global"),
     "p_axis": Code("2:16128", "MDC", "P Axis"),
     "qrs_axis": Code("2:16132", "MDC", "QRS axis"),
