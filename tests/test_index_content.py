@@ -6,8 +6,9 @@ import pydicom
 from pydicom.data import get_testdata_file
 
 from srcohort.index.content import sr_annotation
-from srcohort.index.documents import patient_documents, series_document
+from srcohort.index.documents import SERIES_KEYS, patient_documents, series_document
 from srcohort.index.fields import kaapana_fields
+from srcohort.index.mapping import SUMMARY_ATTRIBUTES, patients_index_body
 
 
 def test_foreign_sr_is_extracted_by_value_type() -> None:
@@ -52,3 +53,30 @@ def test_patient_rollup_gathers_series_and_annotations() -> None:
     assert patient["modalities"] == ["CT", "SR"]
     assert len(patient["series"]) == 2 and len(patient["annotations"]) == 1
     assert patient["annotations"][0]["modality"] == "SR"
+
+
+def test_series_summaries_carry_the_filterable_attributes_only() -> None:
+    ct = pydicom.dcmread(get_testdata_file("CT_small.dcm"), stop_before_pixels=True)
+    (patient,) = patient_documents([series_document("s1", [ct], ["/a.dcm"])]).values()
+    (summary,) = patient["series"]
+    assert summary["00080070 Manufacturer_keyword"] == ct.Manufacturer
+    assert summary["00280030 PixelSpacing_float"] == [float(v) for v in ct.PixelSpacing]
+    assert set(summary) - set(SERIES_KEYS) <= set(SUMMARY_ATTRIBUTES)
+    assert "00100010 PatientName_keyword_alphabetic" not in summary
+
+
+def _fields(properties: dict, path: str = "") -> list[tuple[str, str]]:
+    """(path, type) of every mapped field, objects and nested included."""
+    found = []
+    for name, mapping in properties.items():
+        found.append((f"{path}{name}", mapping.get("type", "object")))
+        found += _fields(mapping.get("properties", {}), f"{path}{name}.")
+        found += [(f"{path}{name}.{sub}", m["type"]) for sub, m in mapping.get("fields", {}).items()]
+    return found
+
+
+def test_patient_mapping_stays_within_opensearch_default_limits() -> None:
+    fields = _fields(patients_index_body()["mappings"]["properties"])
+    assert sum(kind == "nested" for _, kind in fields) <= 50      # nested_fields.limit
+    assert len(fields) < 1000 - 200        # total_fields.limit, room for events and days_from
+    assert {f"series.{name}" for name in SUMMARY_ATTRIBUTES} <= {path for path, _ in fields}

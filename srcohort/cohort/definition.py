@@ -1,66 +1,34 @@
-"""Cohort definitions (YAML/JSON) -> a validated expression tree.
+"""Cohort definitions (YAML/JSON) -> a validated expression tree (``model.py``).
 
 A definition is a patient-level boolean expression (``all`` / ``any`` / ``not``) over two kinds
 of leaves: ``series`` (the patient has a series with these properties) and ``annotation`` (the
 patient has ONE annotation meeting every listed condition). docs/cohorts.md is the reference.
-Every mistake is reported with its path before any query runs.
+Every mistake is reported with its path before any query runs: a typo that silently matched
+nobody would look like a finding.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import datetime as dt
+import functools
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Callable, TypeVar
 
 import yaml
+
+from srcohort.cohort.model import (AnnotationCondition, AttributeCondition, BoolExpr,
+                                   CodeCondition, Cohort, DateCondition, Expr, NumberCondition,
+                                   Scalar, SegmentCondition, SeriesCondition, TextCondition,
+                                   Window)
+from srcohort.index.mapping import SUMMARY_ATTRIBUTES, field_suffix
+from srcohort.sr.profiles import load_profiles
+
+T = TypeVar("T")
+ATTRIBUTE_KINDS = {"integer": "integer", "float": "number", "date": "date"}   # else keyword
 
 
 class CohortError(ValueError):
     """The definition is invalid; the message names where and why."""
-
-
-@dataclass(frozen=True)
-class CodeCondition:
-    name: str
-    values: tuple[str, ...] = ()          # empty: any value
-
-
-@dataclass(frozen=True)
-class NumberCondition:
-    name: str
-    min: float | None = None
-    max: float | None = None
-    unit: str | None = None
-
-
-@dataclass(frozen=True)
-class SeriesCondition:
-    modalities: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class AnnotationCondition:
-    template: str | None = None
-    title: str | None = None
-    codes: tuple[CodeCondition, ...] = ()
-    numbers: tuple[NumberCondition, ...] = ()
-
-
-@dataclass(frozen=True)
-class BoolExpr:
-    op: str                               # "all" | "any" | "not"
-    children: tuple["Expr", ...]
-
-
-Expr = Union[BoolExpr, SeriesCondition, AnnotationCondition]
-
-
-@dataclass(frozen=True)
-class Cohort:
-    name: str
-    description: str
-    patients: Expr
-    source: dict = field(default_factory=dict, compare=False)
 
 
 def load_cohort(source: Path | str | dict) -> Cohort:
@@ -71,11 +39,17 @@ def load_cohort(source: Path | str | dict) -> Cohort:
         text = source.read_text("utf-8") if isinstance(source, Path) else source
         try:
             raw = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, ValueError) as exc:   # ValueError: e.g. a date 2020-13-01
             raise CohortError(f"cohort definition is not valid YAML: {exc}") from exc
     _expect_keys(raw, "cohort", required={"name", "patients"}, optional={"description"})
     return Cohort(name=str(raw["name"]), description=str(raw.get("description", "")),
                   patients=_expr(raw["patients"], "patients"), source=raw)
+
+
+@functools.lru_cache(maxsize=1)
+def known_events() -> tuple[str, ...]:
+    """Events the installed SR templates declare (``anchor``), the only ones ``within`` knows."""
+    return tuple(sorted({name for profile in load_profiles() for name in profile.anchors}))
 
 
 def _expr(raw: Any, path: str) -> Expr:
@@ -89,37 +63,130 @@ def _expr(raw: Any, path: str) -> Expr:
     if key == "not":
         return BoolExpr("not", (_expr(value, f"{path}.not"),))
     if key == "series":
-        _expect_keys(value, f"{path}.series", optional={"modality"})
-        return SeriesCondition(_strings(value.get("modality"), f"{path}.series.modality"))
+        return _series(value, f"{path}.series")
     if key == "annotation":
         return _annotation(value, f"{path}.annotation")
     raise CohortError(f"{path}: unknown condition '{key}' (known: all, any, not, series, "
                       f"annotation)")
 
 
+def _series(raw: Any, path: str) -> SeriesCondition:
+    _expect_keys(raw, path, optional={"modality", "attributes", "within", "at_least"})
+    attributes = raw.get("attributes") or {}
+    if not isinstance(attributes, dict):
+        raise CohortError(f"{path}.attributes: expected a mapping of DICOM field to value")
+    return SeriesCondition(
+        modalities=_strings(raw.get("modality"), f"{path}.modality"),
+        attributes=tuple(_attribute(name, value, f"{path}.attributes[{name!r}]")
+                         for name, value in attributes.items()),
+        within=_window(raw.get("within"), f"{path}.within"),
+        at_least=_at_least(raw.get("at_least", 1), f"{path}.at_least"))
+
+
+def _attribute(name: Any, raw: Any, path: str) -> AttributeCondition:
+    if name not in SUMMARY_ATTRIBUTES:
+        raise CohortError(f"{path}: not a filterable series attribute (known: "
+                          f"{', '.join(SUMMARY_ATTRIBUTES)})")
+    kind = ATTRIBUTE_KINDS.get(field_suffix(name), "keyword")
+    if isinstance(raw, dict):
+        _expect_keys(raw, path, optional={"min", "max"})
+        if kind == "keyword" or not raw:
+            raise CohortError(f"{path}: min/max need a numeric or date attribute and a bound")
+        low, high = (_scalar(raw.get(k), kind, f"{path}.{k}") for k in ("min", "max"))
+        _ordered(low, high, path)
+        return AttributeCondition(name, kind, min=low, max=high)
+    values = raw if isinstance(raw, list) else [raw]
+    if not values:
+        raise CohortError(f"{path}: expected a value, a list of values or {{min, max}}")
+    return AttributeCondition(name, kind, tuple(_scalar(v, kind, f"{path}[{i}]")
+                                                for i, v in enumerate(values)))
+
+
 def _annotation(raw: Any, path: str) -> AnnotationCondition:
-    _expect_keys(raw, path, optional={"template", "title", "codes", "numbers"})
-    if not raw:
-        raise CohortError(f"{path}: needs at least one of template, title, codes, numbers")
-    codes = []
-    for i, item in enumerate(_list(raw.get("codes"), f"{path}.codes")):
-        where = f"{path}.codes[{i}]"
-        _expect_keys(item, where, required={"name"}, optional={"value"})
-        codes.append(CodeCondition(_code(item["name"], f"{where}.name"),
-                                   tuple(_code(v, f"{where}.value")
-                                         for v in _strings(item.get("value"), f"{where}.value"))))
-    numbers = []
-    for i, item in enumerate(_list(raw.get("numbers"), f"{path}.numbers")):
-        where = f"{path}.numbers[{i}]"
-        _expect_keys(item, where, required={"name"}, optional={"min", "max", "unit"})
-        bounds = [_number(item.get(k), f"{where}.{k}") for k in ("min", "max")]
-        if bounds[0] is not None and bounds[1] is not None and bounds[0] > bounds[1]:
-            raise CohortError(f"{where}: min {bounds[0]} is greater than max {bounds[1]}")
-        numbers.append(NumberCondition(_code(item["name"], f"{where}.name"), *bounds,
-                                       unit=str(item["unit"]) if "unit" in item else None))
-    return AnnotationCondition(template=_opt_str(raw.get("template")),
-                               title=_code(raw["title"], f"{path}.title") if "title" in raw
-                               else None, codes=tuple(codes), numbers=tuple(numbers))
+    _expect_keys(raw, path, optional={"kind", "template", "title", "codes", "numbers", "texts",
+                                      "dates", "segments", "within", "at_least"})
+    return AnnotationCondition(
+        kinds=_strings(raw.get("kind"), f"{path}.kind"),
+        template=None if raw.get("template") is None else str(raw["template"]),
+        title=_code(raw["title"], f"{path}.title") if "title" in raw else None,
+        codes=tuple(_items(raw, "codes", path, _code_condition)),
+        numbers=tuple(_items(raw, "numbers", path, _number_condition)),
+        texts=tuple(_items(raw, "texts", path, _text_condition)),
+        dates=tuple(_items(raw, "dates", path, _date_condition)),
+        segments=tuple(_items(raw, "segments", path, _segment_condition)),
+        within=_window(raw.get("within"), f"{path}.within"),
+        at_least=_at_least(raw.get("at_least", 1), f"{path}.at_least"))
+
+
+def _items(raw: dict, key: str, path: str, parse: Callable[[Any, str], T]) -> list[T]:
+    return [parse(item, f"{path}.{key}[{i}]")
+            for i, item in enumerate(_list(raw.get(key), f"{path}.{key}"))]
+
+
+def _code_condition(raw: Any, path: str) -> CodeCondition:
+    _expect_some(raw, path, {"name", "value"})
+    return CodeCondition(_opt_code(raw.get("name"), f"{path}.name"),
+                         tuple(_code(v, f"{path}.value")
+                               for v in _strings(raw.get("value"), f"{path}.value")))
+
+
+def _number_condition(raw: Any, path: str) -> NumberCondition:
+    _expect_some(raw, path, {"name", "min", "max", "unit"})
+    low, high = (_number(raw.get(k), f"{path}.{k}") for k in ("min", "max"))
+    _ordered(low, high, path)
+    return NumberCondition(_opt_code(raw.get("name"), f"{path}.name"), low, high,
+                           unit=None if raw.get("unit") is None else str(raw["unit"]))
+
+
+def _text_condition(raw: Any, path: str) -> TextCondition:
+    _expect_keys(raw, path, required={"contains"}, optional={"name"})
+    if not isinstance(raw["contains"], str) or not raw["contains"]:
+        raise CohortError(f"{path}.contains: expected a non-empty string")
+    return TextCondition(_opt_code(raw.get("name"), f"{path}.name"), raw["contains"])
+
+
+def _date_condition(raw: Any, path: str) -> DateCondition:
+    _expect_some(raw, path, {"name", "min", "max"})
+    low, high = (_scalar(raw.get(k), "date", f"{path}.{k}") for k in ("min", "max"))
+    _ordered(low, high, path)
+    return DateCondition(_opt_code(raw.get("name"), f"{path}.name"), low, high)
+
+
+def _segment_condition(raw: Any, path: str) -> SegmentCondition:
+    _expect_some(raw, path, {"number", "label", "category", "type", "algorithm_type"})
+    number = raw.get("number")
+    if number is not None and (isinstance(number, bool) or not isinstance(number, int)):
+        raise CohortError(f"{path}.number: expected an integer, got {number!r}")
+    return SegmentCondition(
+        number=number,
+        label=None if raw.get("label") is None else str(raw["label"]),
+        category=_opt_code(raw.get("category"), f"{path}.category"),
+        type=_opt_code(raw.get("type"), f"{path}.type"),
+        algorithm_type=None if raw.get("algorithm_type") is None
+        else str(raw["algorithm_type"]).upper())
+
+
+def _window(raw: Any, path: str) -> Window | None:
+    if raw is None:
+        return None
+    _expect_keys(raw, path, required={"event", "days"})
+    event = str(raw["event"])
+    if event not in known_events():
+        raise CohortError(f"{path}.event: unknown event {event!r} (known: "
+                          f"{', '.join(known_events()) or 'none'})")
+    days = raw["days"]
+    if not isinstance(days, list) or len(days) != 2 or days == [None, None] or any(
+            d is not None and (isinstance(d, bool) or not isinstance(d, int)) for d in days):
+        raise CohortError(f"{path}.days: expected [from, to] in whole days relative to the "
+                          f"event (one of them may be null: open-ended), got {days!r}")
+    _ordered(days[0], days[1], f"{path}.days")
+    return Window(event, days[0], days[1])
+
+
+def _at_least(raw: Any, path: str) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+        raise CohortError(f"{path}: expected a whole number >= 1, got {raw!r}")
+    return raw
 
 
 def _expect_keys(raw: Any, path: str, *, required: set[str] = frozenset(),
@@ -135,6 +202,18 @@ def _expect_keys(raw: Any, path: str, *, required: set[str] = frozenset(),
                           f"(known: {', '.join(sorted(required | optional))})")
 
 
+def _expect_some(raw: Any, path: str, keys: set[str]) -> None:
+    """Known keys only, and at least one: an empty item condition is almost always a slip."""
+    _expect_keys(raw, path, optional=keys)
+    if not any(raw.get(k) is not None for k in keys):
+        raise CohortError(f"{path}: needs at least one of {', '.join(sorted(keys))}")
+
+
+def _ordered(low: Any, high: Any, path: str) -> None:
+    if low is not None and high is not None and low > high:
+        raise CohortError(f"{path}: min {low} is greater than max {high}")
+
+
 def _list(raw: Any, path: str) -> list:
     if raw is None:
         return []
@@ -147,7 +226,7 @@ def _strings(raw: Any, path: str) -> tuple[str, ...]:
     if raw is None:
         return ()
     values = raw if isinstance(raw, list) else [raw]
-    if not all(isinstance(v, (str, int)) for v in values):
+    if not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in values):
         raise CohortError(f"{path}: expected a string or a list of strings")
     return tuple(str(v) for v in values)
 
@@ -161,6 +240,10 @@ def _code(raw: Any, path: str) -> str:
     return text
 
 
+def _opt_code(raw: Any, path: str) -> str | None:
+    return None if raw is None else _code(raw, path)
+
+
 def _number(raw: Any, path: str) -> float | None:
     if raw is None:
         return None
@@ -169,5 +252,23 @@ def _number(raw: Any, path: str) -> float | None:
     return float(raw)
 
 
-def _opt_str(raw: Any) -> str | None:
-    return None if raw is None else str(raw)
+def _scalar(raw: Any, kind: str, path: str) -> Scalar | None:
+    """A value of an attribute kind: whole number, number, ISO date (YAML dates too) or text."""
+    if raw is None:
+        return None
+    if kind == "integer":
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            raise CohortError(f"{path}: expected a whole number, got {raw!r}")
+        return raw
+    if kind == "number":
+        return _number(raw, path)
+    if kind == "date":
+        if isinstance(raw, dt.date):
+            return raw.isoformat()
+        try:
+            return dt.date.fromisoformat(str(raw)).isoformat()
+        except ValueError:
+            raise CohortError(f"{path}: expected a date YYYY-MM-DD, got {raw!r}") from None
+    if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+        raise CohortError(f"{path}: expected a text value, got {raw!r}")
+    return str(raw)

@@ -15,6 +15,8 @@ from pydicom.dataset import Dataset
 
 from srcohort.index.content import sr_annotation
 from srcohort.index.fields import kaapana_fields
+from srcohort.index.mapping import SUMMARY_ATTRIBUTES
+from srcohort.index.seg_content import seg_annotation
 from srcohort.index.timeline import add_offsets, anchors_of
 from srcohort.sr.profiles import load_profiles
 
@@ -38,7 +40,8 @@ def _date(value: Any) -> str | None:
 
 
 def series_document(site: str, instances: Sequence[Dataset], files: Sequence[str]) -> Document:
-    """One series: Kaapana fields of its first instance, srcohort fields, SR annotations."""
+    """One series: Kaapana fields of its first instance, srcohort fields, and one annotation
+    per SR or SEG instance (both shaped alike, so a cohort queries them the same way)."""
     first = instances[0]
     pid = str(first.PatientID).strip()
     doc: Document = kaapana_fields(first)
@@ -49,13 +52,18 @@ def series_document(site: str, instances: Sequence[Dataset], files: Sequence[str
         "modality": str(first.Modality), "study_date": _date(first.get("StudyDate")),
         "series_description": str(first.get("SeriesDescription", "")),
         "instances": len(instances), "files": sorted(files),
-        "annotations": [sr_annotation(ds) for ds in instances if ds.Modality == "SR"],
+        "annotations": [sr_annotation(ds) if ds.Modality == "SR" else seg_annotation(ds)
+                        for ds in instances if ds.Modality in ("SR", "SEG")],
     })
     return doc
 
 
 def patient_documents(series_docs: Iterable[Document]) -> dict[str, Document]:
-    """Roll series documents up into one document per patient, keyed by document id."""
+    """Roll series documents up into one document per patient, keyed by document id.
+
+    Series summaries carry the DICOM attributes listed in ``SUMMARY_ATTRIBUTES`` (what a cohort
+    may filter series on), not the whole series document: that keeps the patient mapping bounded.
+    """
     patients: dict[str, Document] = {}
     for doc in sorted(series_docs, key=lambda d: d["series_instance_uid"]):
         key = doc["patient_key"]
@@ -63,6 +71,7 @@ def patient_documents(series_docs: Iterable[Document]) -> dict[str, Document]:
             "site": doc["site"], "patient_id": doc["patient_id"], "patient_key": key,
             "modalities": [], "series": [], "annotations": []})
         summary = {k: doc.get(k) for k in SERIES_KEYS}
+        summary.update({name: doc[name] for name in SUMMARY_ATTRIBUTES if name in doc})
         patient["series"].append(summary)
         if doc["modality"] not in patient["modalities"]:
             patient["modalities"].append(doc["modality"])

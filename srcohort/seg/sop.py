@@ -1,0 +1,60 @@
+"""A site's label map -> binary DICOM SEG on the patient's CT series.
+
+BINARY, not LABELMAP: dciodvfy does not know the Label Map Segmentation IOD, and every object
+srcohort writes must pass it. Only frames where a segment is present are written (highdicom's
+``omit_empty_frames``), so a few calcification voxels do not cost a full volume. Segments are the
+label values present in the map, in ascending order; a value the site's label table does not
+name is an error, never a silently dropped structure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import highdicom as hd
+import numpy as np
+from pydicom.dataset import Dataset
+
+from srcohort import __version__, codes
+from srcohort.seg.content import segment_descriptions
+from srcohort.seg.utils import frames_on_ct
+from srcohort.sources import labelmaps
+from srcohort.sr.sop import MANUFACTURER
+
+SERIES_NUMBER = 9101
+SERIES_DESCRIPTION = "Cardiac structures (label map)"
+CONTENT_LABEL = "CARDIAC"
+
+
+def build_segmentation(label_map_path: Path, label_table: labelmaps.LabelTable,
+                       ct_headers: Sequence[Dataset], *, series_instance_uid: str,
+                       sop_instance_uid: str, institution: str = "") -> hd.seg.Segmentation:
+    """The SEG of ``label_map_path`` on ``ct_headers`` (pixel data not needed), or LabelMapError."""
+    label_map = labelmaps.read_label_map(label_map_path)
+    headers, frames = frames_on_ct(label_map, ct_headers)
+    values = [int(v) for v in np.unique(frames) if v]
+    unknown = [v for v in values if v not in label_table.structures]
+    if unknown:
+        raise labelmaps.LabelMapError(
+            f"{label_map.path}: label value(s) {', '.join(map(str, unknown))} not in the label "
+            f"table {label_table.path}")
+    if not values:
+        raise labelmaps.LabelMapError(f"{label_map.path}: no labelled voxel (all background)")
+    structures = [label_table.structures[v] for v in values]
+    segments = np.zeros(frames.shape, dtype=np.uint16)
+    for number, value in enumerate(values, start=1):
+        segments[frames == value] = number
+    seg = hd.seg.Segmentation(
+        source_images=headers, pixel_array=segments,
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=segment_descriptions(structures),
+        series_instance_uid=series_instance_uid, series_number=SERIES_NUMBER,
+        sop_instance_uid=sop_instance_uid, instance_number=1, manufacturer=MANUFACTURER,
+        manufacturer_model_name=MANUFACTURER, software_versions=__version__,
+        device_serial_number=__version__,   # software has no serial number; its version
+        content_label=CONTENT_LABEL,
+        series_description=SERIES_DESCRIPTION, institution_name=institution or None)
+    if any(structure.is_private for structure in structures):
+        seg.CodingSchemeIdentificationSequence = [codes.private_scheme_item()]
+    return seg
