@@ -21,7 +21,8 @@ def _client(args: argparse.Namespace):
     from srcohort.index.connection import connect
     return connect(args.url, ca_certs=args.ca_certs, username=args.username,
                    password=os.environ.get("SRCOHORT_OPENSEARCH_PASSWORD"),
-                   token=os.environ.get("SRCOHORT_OPENSEARCH_TOKEN"))
+                   token=os.environ.get("SRCOHORT_OPENSEARCH_TOKEN"),
+                   client_cert=args.client_cert, client_key=args.client_key)
 
 
 def _print(data: object, as_json: bool) -> None:
@@ -107,8 +108,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _connection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", default=None,
-                        help="OpenSearch URL (default: $OPENSEARCH_URL or http://127.0.0.1:9200)")
+                        help="OpenSearch URL (default: $OPENSEARCH_URL or http://127.0.0.1:9200); "
+                             "host:port without a scheme means https")
     parser.add_argument("--ca-certs", default=None, help="CA bundle for https")
+    parser.add_argument("--client-cert", default=None, help="client certificate (PEM) for https")
+    parser.add_argument("--client-key", default=None,
+                        help="the client certificate's key, unless it is in --client-cert")
     parser.add_argument("--username", default=None,
                         help="basic auth user (password from $SRCOHORT_OPENSEARCH_PASSWORD); "
                              "a bearer token is read from $SRCOHORT_OPENSEARCH_TOKEN")
@@ -175,10 +180,24 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.configure(args.log_level)
+    from opensearchpy.exceptions import (AuthenticationException, AuthorizationException,
+                                         ConnectionError as OpenSearchUnreachable)
+
     from srcohort.cohort.definition import CohortError
+    from srcohort.index.connection import ConnectionSettingsError
     from srcohort.sources.mapping import MappingError
     try:
         return args.func(args)
-    except (CohortError, MappingError) as exc:
+    except (CohortError, MappingError, ConnectionSettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except AuthenticationException:
+        print("error: OpenSearch refused the credentials (401): check --username and "
+              "$SRCOHORT_OPENSEARCH_PASSWORD, or $SRCOHORT_OPENSEARCH_TOKEN", file=sys.stderr)
+        return 2
+    except AuthorizationException as exc:
+        print(f"error: OpenSearch denied the request: {exc}", file=sys.stderr)
+        return 2
+    except OpenSearchUnreachable as exc:
+        print(f"error: cannot talk to OpenSearch: {exc.error}", file=sys.stderr)
         return 2
