@@ -38,7 +38,7 @@ def convert_ecgs(mapping: SiteMapping, patients: dict[str, PatientInputs], write
         rel = str(path.relative_to(mapping.root))
         try:
             recording = read_ecg(path)
-            pid = recording.patient_id.strip()
+            pid = recording.patient_id = recording.patient_id.strip()
             if pid not in patients:
                 quarantine.add(RowError(path, None, f"{path}: {UNKNOWN_PATIENT} ({pid!r})"))
                 continue

@@ -46,6 +46,9 @@ class EcgRecording:
     sex: str = ""                            # "M" | "F" | "O" | ""
     # Smallest step the source stored (µV); the writer must keep values within one such step.
     resolution_uv: float = 1.0
+    # The acquiring cart as the source names it (DICOM General Equipment of the waveform).
+    manufacturer: str = ""
+    manufacturer_model_name: str = ""
 
     def __post_init__(self) -> None:
         if not self.leads:
