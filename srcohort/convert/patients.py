@@ -2,17 +2,26 @@
 
 Pure with respect to the file system, so it runs in worker processes and in tests alike; UIDs
 derive from site, patient and object kind, so converting twice gives the same instances.
+
+A planning report's content is the largest tree srcohort writes, and highdicom's TID 1500
+classes take longer to build it than everything else a patient needs. Its shape (which
+landmarks, which measurements) repeats from patient to patient, so ``TaviPlanningReport`` builds
+it once per shape and later reports are copies with coordinates, values and tracking UIDs set.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from dataclasses import dataclass, field
 
+import numpy as np
 from pydicom.dataset import Dataset
+from pydicom.sr.coding import Code
 
 from srcohort import codes
 from srcohort.sources.tables import Record, RowError, TableRecord
+from srcohort.sr import items
 from srcohort.sr.evidence import patient_context
 from srcohort.sr.history import CardiovascularPatientHistory, PatientHistoryReport
 from srcohort.sr.history.enum import SmokingStatus
@@ -67,7 +76,7 @@ def build_patient(inputs: PatientInputs) -> PatientResult:
     measurements, errors = _measurements(inputs.measurements)
     result.errors += errors
     if inputs.landmarks or measurements:
-        planning = TaviPlanningReport(
+        planning = _planning(
             key=f"{inputs.site}/{inputs.patient_id}",
             frame_of_reference_uid=inputs.ct_headers[0].FrameOfReferenceUID,
             landmarks=[Landmark(r.values["landmark"], r.values["x"], r.values["y"],
@@ -92,6 +101,82 @@ def _history(inputs: PatientInputs, evidence: list[Dataset]) -> PatientHistoryRe
         else None)
     return PatientHistoryReport(evidence, history, institution=inputs.institution,
                                 **_uids(inputs, "history"))
+
+
+_PLANNING_SHAPES: items.Prototypes[tuple, TaviPlanningReport] = items.Prototypes(size=64)
+
+
+@dataclass(frozen=True)
+class _Slots:
+    """Where a planning report of one shape holds what differs from patient to patient, as
+    positions in Content Sequences: found once per shape instead of searched per report."""
+
+    container: int                                  # Imaging Measurements, in the root
+    landmarks: tuple[tuple[int, int, int], ...]     # group, tracking UID, image region
+    sites: tuple[tuple[int, int, str], ...]         # group, tracking UID, finding site value
+    numbers: tuple[tuple[int, int], ...]            # group, NUM item: one per measurement
+
+    @classmethod
+    def of(cls, report: TaviPlanningReport, landmarks: int,
+           measurements: list[PlanningMeasurement]) -> _Slots:
+        """Landmark groups come first, in order; a measurement group's tracking UID derives
+        from its finding site; NUM items of one concept take that concept's values in order."""
+        root = items.content_items(report[0])
+        (container,) = [i for i, item in enumerate(root) if item.ValueType == "CONTAINER"]
+        groups = [list(enumerate(items.content_items(group)))
+                  for group in items.content_items(root[container])]
+
+        def find(group: list[tuple[int, Dataset]], value_type: str) -> tuple[int, Dataset]:
+            (found,) = [(i, item) for i, item in group if item.ValueType == value_type]
+            return found
+        numbers: dict[Code, list[tuple[int, int]]] = defaultdict(list)
+        for g, group in enumerate(groups[landmarks:], start=landmarks):
+            for i, item in group:
+                if item.ValueType == "NUM":
+                    numbers[Code(item.name.value, item.name.scheme_designator, "")].append((g, i))
+        return cls(
+            container,
+            tuple((g, find(group, "UIDREF")[0], find(group, "SCOORD3D")[0])
+                  for g, group in enumerate(groups[:landmarks])),
+            tuple((g, find(group, "UIDREF")[0], find(group, "CODE")[1].value.value)
+                  for g, group in enumerate(groups[landmarks:], start=landmarks)),
+            tuple(numbers[codes.MEASUREMENTS[m.name][0]].pop(0) for m in measurements))
+
+
+_SLOTS: dict[tuple, _Slots] = {}     # by shape, as _PLANNING_SHAPES (emptied beyond its size)
+
+
+def _planning(*, key: str, frame_of_reference_uid: str, landmarks: list[Landmark],
+              measurements: list[PlanningMeasurement]) -> TaviPlanningReport:
+    """``TaviPlanningReport(...)``, copied from the one highdicom built for the same shape, with
+    what differs set the way ``TaviPlanningReport`` sets it: tracking UIDs, points and their
+    frame of reference, measured values."""
+    shape = (tuple(lm.name for lm in landmarks),
+             tuple((m.name, type(m.value)) for m in measurements))
+
+    def revalue(report: TaviPlanningReport) -> None:
+        slots = _SLOTS.get(shape)
+        if slots is None:
+            if len(_SLOTS) >= _PLANNING_SHAPES.size:
+                _SLOTS.clear()
+            slots = _SLOTS[shape] = _Slots.of(report, len(landmarks), measurements)
+        groups = items.content_items(items.content_items(report[0])[slots.container])
+        for (g, uid, region), landmark in zip(slots.landmarks, landmarks):
+            group = items.content_items(groups[g])
+            items.set_value(group[uid], "UID", derived_uid(key, "landmark", landmark.name))
+            items.set_value(group[region], "GraphicData",
+                            np.array([[landmark.x, landmark.y, landmark.z]]).flatten().tolist())
+            items.set_value(group[region], "ReferencedFrameOfReferenceUID",
+                            frame_of_reference_uid)
+        for g, uid, site in slots.sites:
+            items.set_value(items.content_items(groups[g])[uid], "UID",
+                            derived_uid(key, "measurements", site))
+        for (g, i), measurement in zip(slots.numbers, measurements):
+            items.set_num_value(items.content_items(groups[g])[i], measurement.value)
+
+    return _PLANNING_SHAPES.copy(shape, lambda: TaviPlanningReport(
+        key=key, frame_of_reference_uid=frame_of_reference_uid, landmarks=landmarks,
+        measurements=measurements), revalue)
 
 
 def _measurements(rows: list[TableRecord]) -> tuple[list[PlanningMeasurement], list[RowError]]:

@@ -9,6 +9,7 @@ overwrites the same files with the same objects.
 from __future__ import annotations
 
 import functools
+import multiprocessing
 import os
 import shutil
 from collections import defaultdict
@@ -46,7 +47,7 @@ def convert_site(site_dir: Path, out_dir: Path, *, workers: int | None = None
     for error in bad_files:
         quarantine.add(error)
     _copy_images(series.values(), dicom_root, site_dir, report)
-    patients, segmentations = _collect_patients(mapping, series, quarantine)
+    patients, segmentations = collect_patients(mapping, series, quarantine)
     _build_all(patients, dicom_root, site_dir, report, quarantine, workers)
     write = functools.partial(_save, dicom_root)
     convert_ecgs(mapping, patients, write, report, quarantine)
@@ -76,7 +77,7 @@ def _save(root: Path, ds: Dataset) -> str:
     return str(target.relative_to(root))
 
 
-def _collect_patients(mapping: SiteMapping, series: dict[str, Series], quarantine: Quarantine
+def collect_patients(mapping: SiteMapping, series: dict[str, Series], quarantine: Quarantine
                       ) -> tuple[dict[str, PatientInputs], list[TableRecord]]:
     """Join images and table rows by patient id; rows of unknown patients are set aside.
 
@@ -133,8 +134,11 @@ def _build_all(patients: dict[str, PatientInputs], root: Path, site_dir: Path,
     workers = workers or os.cpu_count() or 1
     results: Iterable
     if workers > 1 and len(jobs) > 1:
-        pool = ProcessPoolExecutor(max_workers=workers)
-        results = pool.map(_build_and_write, jobs, chunksize=max(1, len(jobs) // (4 * workers)))
+        build_patient(jobs[0][0])     # forked workers inherit highdicom's tables and prototypes
+        pool = ProcessPoolExecutor(max_workers=workers, initializer=_adopt, initargs=(jobs,),
+                                   mp_context=multiprocessing.get_context("fork"))
+        results = pool.map(_build_and_write_adopted, range(len(jobs)),
+                           chunksize=max(1, len(jobs) // (4 * workers)))
     else:
         pool, results = None, map(_build_and_write, jobs)
     try:
@@ -150,6 +154,19 @@ def _build_all(patients: dict[str, PatientInputs], root: Path, site_dir: Path,
     finally:
         if pool is not None:
             pool.shutdown()
+
+
+_ADOPTED: list[tuple[PatientInputs, Path]] = []
+
+
+def _adopt(jobs: list[tuple[PatientInputs, Path]]) -> None:
+    """Worker initializer: the jobs, inherited at fork instead of pickled one by one."""
+    _ADOPTED[:] = jobs
+
+
+def _build_and_write_adopted(index: int
+                             ) -> tuple[list[tuple[str, list[tuple[Path, int]]]], list[RowError]]:
+    return _build_and_write(_ADOPTED[index])
 
 
 def _build_and_write(job: tuple[PatientInputs, Path]

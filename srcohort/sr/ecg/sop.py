@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from copy import deepcopy
-
 from pydicom.dataset import Dataset
 
+from srcohort.sr import items
 from srcohort.sr.ecg.content import EcgReport
 from srcohort.sr.sop import SrcohortComprehensiveSR
 from srcohort.uids import derived_uid
@@ -36,7 +35,7 @@ class EcgReportSR(SrcohortComprehensiveSR):
 
 
 def _without_waveform_items(content: EcgReport) -> EcgReport:
-    pruned = deepcopy(content)
+    pruned = items.clone(content)
     stack = list(pruned)
     while stack:
         item = stack.pop()

@@ -1,0 +1,247 @@
+"""The fast SR path (copies of highdicom-built prototypes) against highdicom's constructors.
+
+Every SR family of a synthetic consortium is built both ways with the clock frozen, and the
+two must be the same dataset and the same bytes: no attribute is allowed to differ. The
+prototypes are built under another clock than the comparison, so a creation time copied from a
+prototype instead of set per instance would show. The fast path must also not depend on which
+patient's data its prototypes came from (a fresh process, patients in reverse order), keep its
+prototypes safe from changes to what it handed out, fail on bad input as highdicom fails, and
+write what dciodvfy and dsrdump accept.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+import io
+import multiprocessing
+import types
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Callable, Iterator, TypeVar
+
+import highdicom.base
+import highdicom.base_content
+import highdicom.sr.sop
+import pytest
+from pydicom.dataset import Dataset
+
+import srcohort.sr.sop
+from srcohort import codes
+from srcohort.convert.patients import PatientInputs, build_patient
+from srcohort.convert.report import ConversionReport, Quarantine
+from srcohort.convert.site import collect_patients
+from srcohort.sources.images import scan_series
+from srcohort.sources.mapping import load_mapping
+from srcohort.sr import items
+from srcohort.sr.ecg import EcgReport, EcgReportSR
+from srcohort.sr.procedure import ProcedureOutcomeReport, TaviProcedureOutcome
+from srcohort.sr.procedure.utils import ProcedureOutcome
+from tests.dicom_validators import dciodvfy, dsrdump, require_tool
+from tests.test_ecg_report import VARIANTS, _recording, _waveform
+
+PROTOTYPE_TIME = dt.datetime(2023, 1, 2, 3, 4, 5, 678901)
+COMPARISON_TIME = dt.datetime(2024, 5, 6, 7, 8, 9, 123456)
+CLOCK_MODULES = (highdicom.base, highdicom.base_content, highdicom.sr.sop)
+T = TypeVar("T")
+
+
+def _frozen_datetime_module(at: dt.datetime) -> types.SimpleNamespace:
+    """What highdicom and srcohort.sr.sop use of the ``datetime`` module, with ``now`` fixed."""
+    class Frozen(dt.datetime):
+        @classmethod
+        def now(cls, tz: dt.tzinfo | None = None) -> dt.datetime:
+            return at
+    return types.SimpleNamespace(datetime=Frozen, date=dt.date, time=dt.time)
+
+
+def _freeze(monkeypatch: pytest.MonkeyPatch, at: dt.datetime) -> None:
+    fake = _frozen_datetime_module(at)
+    for module in CLOCK_MODULES:
+        monkeypatch.setattr(module, "datetime", fake)
+    monkeypatch.setattr(srcohort.sr.sop, "dt", fake)
+
+
+def _patients(consortium: Path, scratch: Path) -> list[PatientInputs]:
+    """Every patient of every site, assembled the way ``convert_site`` assembles them."""
+    patients: list[PatientInputs] = []
+    for site_dir in sorted(consortium.glob("site-*")):
+        mapping = load_mapping(site_dir)
+        report = ConversionReport(mapping.site)
+        series, _ = scan_series(mapping.images)
+        found, _ = collect_patients(mapping, series,
+                                     Quarantine(scratch / site_dir.name, site_dir, report))
+        patients += [found[pid] for pid in sorted(found)]
+    return patients
+
+
+def _bytes(sr: Dataset) -> bytes:
+    buffer = io.BytesIO()
+    sr.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def _reference(build: Callable[[], T]) -> T:
+    """What ``build`` makes with highdicom's constructors alone."""
+    with items.highdicom_only():
+        return build()
+
+
+def _srs(patients: list[PatientInputs]) -> Iterator[Dataset]:
+    for inputs in patients:
+        for sr, _ in build_patient(inputs).reports:
+            yield sr
+
+
+@pytest.fixture(scope="module")
+def patients(small_consortium: Path, tmp_path_factory: pytest.TempPathFactory
+             ) -> list[PatientInputs]:
+    return _patients(small_consortium, tmp_path_factory.mktemp("quarantine"))
+
+
+@pytest.fixture
+def both_ways(patients: list[PatientInputs], monkeypatch: pytest.MonkeyPatch
+              ) -> list[tuple[Dataset, Dataset]]:
+    """(fast, highdicom) for every SR of the consortium, at the comparison time."""
+    _freeze(monkeypatch, PROTOTYPE_TIME)
+    list(_srs(patients))                          # prototypes, under the other clock
+    _freeze(monkeypatch, COMPARISON_TIME)
+    fast = list(_srs(patients))
+    return list(zip(fast, _reference(lambda: list(_srs(patients))), strict=True))
+
+
+def test_fast_path_gives_the_same_datasets_and_bytes_as_highdicom(
+        both_ways: list[tuple[Dataset, Dataset]]) -> None:
+    families = {type(fast).__name__ for fast, _ in both_ways}
+    assert families == {"PatientHistoryReport", "ProcedureOutcomeReport",
+                        "PlanningMeasurementReport"}
+    assert any("CurrentRequestedProcedureEvidenceSequence" not in sr for sr, _ in both_ways)
+    for fast, reference in both_ways:
+        assert type(fast) is type(reference)
+        differing = sorted({e.keyword for e in reference if fast.get(e.tag) != e} |
+                           {e.keyword for e in fast if e.tag not in reference})
+        assert differing == [], fast.SOPInstanceUID
+        assert fast.file_meta == reference.file_meta
+        assert fast.preamble == reference.preamble
+        assert _bytes(fast) == _bytes(reference)
+        assert (str(fast.ContentDate), str(fast.InstanceCreationTime)) == (
+            "20240506", "070809.123456")
+
+
+def test_a_family_with_its_own_constructor_gets_the_same_bytes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ECG report subclass prunes the tree highdicom parses and sets the whole one after."""
+    _freeze(monkeypatch, COMPARISON_TIME)
+    for variant in VARIANTS.values():
+        recording = _recording(**variant)
+
+        def report() -> EcgReportSR:
+            waveform = _waveform()
+            return EcgReportSR(waveform, EcgReport(recording, waveform), site="site-e")
+        fast, fast_again, reference = report(), report(), _reference(report)
+        assert _bytes(fast) == _bytes(fast_again) == _bytes(reference)
+
+
+def test_fast_path_keeps_highdicoms_parsed_content(
+        both_ways: list[tuple[Dataset, Dataset]]) -> None:
+    for fast, reference in both_ways:
+        assert list(fast.content) == list(reference.content)
+        assert type(fast.content[0]) is type(reference.content[0])
+
+
+def _digests(patients: list[PatientInputs]) -> dict[str, str]:
+    """SHA-256 of every SR's bytes by SOP Instance UID, at the comparison time."""
+    fake = _frozen_datetime_module(COMPARISON_TIME)
+    for module in CLOCK_MODULES:
+        setattr(module, "datetime", fake)
+    srcohort.sr.sop.dt = fake  # type: ignore[assignment]
+    return {sr.SOPInstanceUID: hashlib.sha256(_bytes(sr)).hexdigest() for sr in _srs(patients)}
+
+
+def test_copies_do_not_depend_on_which_patient_made_the_prototypes(
+        patients: list[PatientInputs], monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a fresh process, the last patients make the prototypes the others are copied from."""
+    _freeze(monkeypatch, COMPARISON_TIME)
+    with items.highdicom_only():
+        expected = {sr.SOPInstanceUID: hashlib.sha256(_bytes(sr)).hexdigest()
+                    for sr in _srs(patients)}
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as fresh:
+        assert fresh.submit(_digests, patients[::-1]).result() == expected
+
+
+def test_changing_a_copy_changes_no_later_copy(patients: list[PatientInputs],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    _freeze(monkeypatch, COMPARISON_TIME)
+    with_ct = next(inputs for inputs in patients if inputs.ct_headers and inputs.landmarks)
+    first = build_patient(with_ct).reports
+    expected = [_bytes(sr) for sr, _ in first]
+    for sr, _ in first:
+        stack = [sr]
+        while stack:
+            item = stack.pop()
+            for sequence in ("ConceptNameCodeSequence", "ConceptCodeSequence"):
+                if sequence in item:
+                    item[sequence].value[0].CodeValue = "CHANGED"
+            stack.extend(item.get("ContentSequence", []))
+        sr.SeriesDescription = "CHANGED"
+        sr.CodingSchemeIdentificationSequence[0].CodingSchemeName = "CHANGED"
+        sr.ContributingEquipmentSequence[-1].Manufacturer = "CHANGED"
+    assert [_bytes(sr) for sr, _ in build_patient(with_ct).reports] == expected
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR DA")
+@pytest.mark.parametrize("spoil", ["sex", "birth date", "no evidence", "scoord3d"])
+def test_bad_input_fails_as_highdicom_fails(patients: list[PatientInputs], spoil: str) -> None:
+    list(_srs(patients[:3]))                      # the fast path has its prototypes
+    headers = next(inputs.ct_headers for inputs in patients if inputs.ct_headers)
+    evidence = [copy.deepcopy(header) for header in headers]
+    content = TaviProcedureOutcome(ProcedureOutcome(dt.date(2021, 3, 4), False, None, ()))
+    if spoil == "sex":
+        evidence[0].PatientSex = "X"
+    elif spoil == "birth date":
+        evidence[0].PatientBirthDate = "19371332"
+    elif spoil == "no evidence":
+        evidence = []
+    else:
+        planning = next(sr for sr in _srs(patients) if "Planning" in type(sr).__name__)
+        content = planning.content                # has SCOORD3D items
+
+    def build() -> Exception:
+        with pytest.raises(Exception) as raised:
+            ProcedureOutcomeReport(evidence, content, series_instance_uid="1.2.3",
+                                   sop_instance_uid="1.2.3.4")
+        return raised.value
+    assert type(build()) is type(_reference(build))
+
+
+def test_items_are_what_highdicom_builds() -> None:
+    def every_kind(day: int) -> list[Dataset | None]:
+        return [items.code(codes.DIABETES_MELLITUS, codes.YES if day % 2 else codes.NO),
+                items.date(codes.PROCEDURE_DATE, dt.date(2021, 3, day)),
+                items.num(codes.PROSTHESIS_SIZE, day + 0.5, "mm"),
+                items.num(codes.PROSTHESIS_SIZE, day, "mm"),
+                items.text(codes.SOURCE_DOCUMENT, f"registry.csv line {day}"),
+                items.section(codes.PROBLEM_LIST, [items.code(codes.DIABETES_MELLITUS, codes.NO)]),
+                items.num(codes.PROSTHESIS_SIZE, None, "mm"), items.section(codes.PROBLEM_LIST, [])]
+    every_kind(1)                                 # prototypes from other values
+    fast, reference = every_kind(4), _reference(lambda: every_kind(4))
+    assert [type(item) for item in fast] == [type(item) for item in reference]
+    assert fast == reference
+
+
+@pytest.mark.validators
+def test_fast_srs_pass_dciodvfy_and_dsrdump(both_ways: list[tuple[Dataset, Dataset]],
+                                            tmp_path: Path) -> None:
+    require_tool("dciodvfy")
+    require_tool("dsrdump")
+    kinds: dict[tuple[str, bool], Dataset] = {}
+    for fast, _ in both_ways:
+        kinds.setdefault((type(fast).__name__,
+                          "CurrentRequestedProcedureEvidenceSequence" in fast), fast)
+    assert len(kinds) >= 5                        # three families, with and without images
+    for sr in kinds.values():
+        path = tmp_path / f"{sr.SOPInstanceUID}.dcm"
+        sr.save_as(path, enforce_file_format=True)
+        assert dciodvfy(path) == [], path
+        assert dsrdump(path) == [], path
