@@ -28,7 +28,7 @@ from srcohort.index.content import sr_annotation
 from srcohort.index.fields import kaapana_fields
 from srcohort.index.mapping import TEXT_KEYWORD_LIMIT
 from srcohort.index.seg_content import seg_annotation
-from srcohort.sr.profiles import Profile, load_profiles
+from srcohort.sr.profiles import Profile, default_profiles
 
 
 @dataclass
@@ -52,7 +52,7 @@ class PatientFacts:
 def read_patients(sites: Mapping[str, Path], profiles: Iterable[Profile] | None = None
                   ) -> dict[str, PatientFacts]:
     """Patient key -> facts, from every DICOM file below each site's folder."""
-    profiles = list(load_profiles() if profiles is None else profiles)
+    profiles = list(default_profiles() if profiles is None else profiles)
     patients: dict[str, PatientFacts] = {}
     for site, folder in sorted(sites.items()):
         by_series: dict[str, list[Dataset]] = defaultdict(list)

@@ -10,7 +10,6 @@ nobody would look like a finding.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -21,7 +20,7 @@ from srcohort.cohort.model import (AnnotationCondition, AttributeCondition, Bool
                                    Scalar, SegmentCondition, SeriesCondition, TextCondition,
                                    Window)
 from srcohort.index.mapping import SUMMARY_ATTRIBUTES, field_suffix
-from srcohort.sr.profiles import load_profiles
+from srcohort.sr.profiles import default_profiles
 
 T = TypeVar("T")
 ATTRIBUTE_KINDS = {"integer": "integer", "float": "number", "date": "date"}   # else keyword
@@ -46,10 +45,9 @@ def load_cohort(source: Path | str | dict) -> Cohort:
                   patients=_expr(raw["patients"], "patients"), source=raw)
 
 
-@functools.lru_cache(maxsize=1)
 def known_events() -> tuple[str, ...]:
     """Events the installed SR templates declare (``anchor``), the only ones ``within`` knows."""
-    return tuple(sorted({name for profile in load_profiles() for name in profile.anchors}))
+    return tuple(sorted({name for profile in default_profiles() for name in profile.anchors}))
 
 
 def _expr(raw: Any, path: str) -> Expr:

@@ -18,7 +18,7 @@ from srcohort.index.fields import kaapana_fields
 from srcohort.index.mapping import SUMMARY_ATTRIBUTES
 from srcohort.index.seg_content import seg_annotation
 from srcohort.index.timeline import add_offsets, anchors_of
-from srcohort.sr.profiles import load_profiles
+from srcohort.sr.profiles import default_profiles
 
 Document = dict[str, Any]
 SERIES_KEYS = ("series_instance_uid", "study_instance_uid", "modality", "study_date",
@@ -78,7 +78,7 @@ def patient_documents(series_docs: Iterable[Document]) -> dict[str, Document]:
         for annotation in doc.get("annotations", []):
             patient["annotations"].append({**annotation, "modality": doc["modality"],
                                            "study_date": doc.get("study_date")})
-    anchors = anchors_of(load_profiles())
+    anchors = anchors_of(default_profiles())
     for patient in patients.values():
         patient["modalities"].sort()
         add_offsets(patient, anchors)
