@@ -9,9 +9,10 @@ outcome, TID 1500 planning, and all three together) it prints SRs per second for
   same content), one process;
 * srcohort's path: a fresh process's first pass (its prototypes still to be built), one warm
   process, and all cores: a fresh pool per run whose workers are forked once this process holds
-  the prototypes and get the patients at fork (what convert/site.py would do with the change
-  proposed beside this benchmark), and the same pool with every chunk's inputs pickled, as
-  site.py sends them today;
+  the prototypes and get the patients at fork (what convert/site.py does: ``_build_all`` builds
+  one patient, then forks workers whose initializer ``_adopt`` hands them the jobs), and, for
+  comparison, the same pool with every chunk's inputs pickled (how site.py sent them before it
+  adopted the fork hand-over);
 
 with the speed-up of each over the baseline, per wall-clock second and per CPU second (the
 machine may be shared: CPU seconds show what each path costs whatever else runs). Then what
@@ -160,8 +161,8 @@ def _families(patients: list[PatientInputs], repeat: int) -> None:
             print(f"{family:20} {_build(inputs):4d} {base:8.1f} {cells}{write}")
     print("fresh process: a worker forked before any prototype existed (its first pass, pool "
           f"start-up included); {cores} processes: workers forked once this process held the "
-          "prototypes, patients handed over at fork; (pickled): the same with every chunk's "
-          "inputs pickled, as site.py sends them")
+          "prototypes, patients handed over at fork, as site.py does; (pickled): the same "
+          "with every chunk's inputs pickled, site.py's former hand-over, for comparison")
 
 
 def _fixed_costs(patients: list[PatientInputs]) -> None:
@@ -173,8 +174,8 @@ def _fixed_costs(patients: list[PatientInputs]) -> None:
     start = time.perf_counter()
     with ProcessPoolExecutor(cores) as pool:
         list(pool.map(abs, range(cores)))
-    print(f"fixed costs: pickling one patient's inputs {pickling:.2f} ms (site.py pickles "
-          f"every job); starting and stopping a pool of {cores} "
+    print(f"fixed costs: pickling one patient's inputs {pickling:.2f} ms (site.py no longer "
+          f"pays it: workers inherit the jobs at fork); starting and stopping a pool of {cores} "
           f"{(time.perf_counter() - start) * 1000:.0f} ms (site.py starts one per site)")
 
 
