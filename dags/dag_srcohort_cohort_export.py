@@ -16,10 +16,8 @@ except ImportError:  # In the repository it is in ../operators.
 
 from srcohort_workflow.dag_defaults import (end_with_cleaner, form_field,  # noqa: E402
                                             index_prefix_field, srcohort_dag)
-from srcohort_workflow.SrcohortCohortExportOperator import (  # noqa: E402
-    DEFAULT_COHORT,
-    SrcohortCohortExportOperator,
-)
+from srcohort_workflow.cohort_settings import DEFAULT_COHORT  # noqa: E402
+from srcohort_workflow.SrcohortCohortExportOperator import SrcohortCohortExportOperator  # noqa: E402,E501
 
 dag = srcohort_dag("srcohort-cohort-export", {
     "cohort": form_field(

@@ -76,15 +76,35 @@ def cmd_cohort(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from srcohort.cohort.library import resolve_cohort
-    from srcohort.export.exporter import export_cohort
+    from srcohort.export.run import export_formats
+    from srcohort.export.split import SplitFractions
+    from srcohort.export.training import TrainingSettings
     secret = os.environ.get(args.secret_env, "")
     if not secret:
         print(f"error: set the pseudonymisation secret in ${args.secret_env}", file=sys.stderr)
         return 2
-    result = export_cohort(_client(args), resolve_cohort(args.cohort), args.out,
-                           prefix=args.prefix, secret=secret.encode("utf-8"))
-    _print(result.to_dict(), args.json)
+    try:
+        settings = TrainingSettings(spacing=_spacing(args.spacing), ecg_rate=args.ecg_rate,
+                                    ecg_seconds=args.ecg_seconds,
+                                    split=SplitFractions.parse(args.split))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    summary = export_formats(_client(args), resolve_cohort(args.cohort), args.out,
+                             output_format=args.format, prefix=args.prefix,
+                             secret=secret.encode("utf-8"), settings=settings)
+    _print(summary, args.json)
     return 0
+
+
+def _spacing(text: str) -> tuple[float, float, float] | None:
+    """``native``, one number (isotropic) or three, in mm."""
+    if text == "native":
+        return None
+    parts = [float(p) for p in text.split(",")]
+    if len(parts) not in (1, 3) or min(parts) <= 0:
+        raise ValueError(f"--spacing {text!r}: expected native, one or three positive mm values")
+    return (parts[0],) * 3 if len(parts) == 1 else (parts[0], parts[1], parts[2])
 
 
 def cmd_opensearch(args: argparse.Namespace) -> int:
@@ -106,7 +126,37 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     seed=args.seed, keep_server=args.keep_server)
 
 
-def _connection_options(parser: argparse.ArgumentParser) -> None:
+def cmd_federated(args: argparse.Namespace) -> int:
+    from srcohort import federated
+    from srcohort.cohort.library import resolve_cohort
+    if args.action == "site":
+        aggregate = federated.run_site(_client(args), resolve_cohort(args.cohort), site=args.site,
+                                       prefix=args.prefix, k=args.k)
+        federated.write_json(aggregate, args.out)
+        if args.json:
+            _print(aggregate, True)
+        else:
+            print(f"aggregate of {args.site} written to {args.out}")
+        return 0
+    if args.action == "combine":
+        combined = federated.combine_files(args.aggregates, args.out)
+    else:
+        sites = [s for s in args.sites.split(",") if s]
+        if "{site}" not in args.prefix_template or not sites:
+            print("error: --sites needs site names and --prefix-template a {site} placeholder",
+                  file=sys.stderr)
+            return 2
+        combined = federated.run_federated_count(
+            _client(args), resolve_cohort(args.cohort), sites,
+            prefix_template=args.prefix_template, k=args.k, out_dir=args.out)
+    if args.json:
+        _print(combined.to_json(), True)
+    else:
+        print(combined.table())
+    return 0
+
+
+def _connection_options(parser: argparse.ArgumentParser, prefix: bool = True) -> None:
     parser.add_argument("--url", default=None,
                         help="OpenSearch URL (default: $OPENSEARCH_URL or http://127.0.0.1:9200); "
                              "host:port without a scheme means https")
@@ -117,8 +167,17 @@ def _connection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--username", default=None,
                         help="basic auth user (password from $SRCOHORT_OPENSEARCH_PASSWORD); "
                              "a bearer token is read from $SRCOHORT_OPENSEARCH_TOKEN")
-    parser.add_argument("--prefix", default=DEFAULT_PREFIX,
-                        help=f"index name prefix, one per deployment ({DEFAULT_PREFIX})")
+    if prefix:
+        parser.add_argument("--prefix", default=DEFAULT_PREFIX,
+                            help=f"index name prefix, one per deployment ({DEFAULT_PREFIX})")
+
+
+def _k(text: str) -> int:
+    """k below 2 would suppress nothing: refuse it at the command line."""
+    value = int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"k must be at least 2 (got {value})")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,11 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def add(name: str, func: Callable[[argparse.Namespace], int], help_text: str
-            ) -> argparse.ArgumentParser:
+    def add(name: str, func: Callable[[argparse.Namespace], int], help_text: str,
+            json_option: bool = True) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(func=func)
-        p.add_argument("--json", action="store_true", help="print results as JSON")
+        if json_option:
+            p.add_argument("--json", action="store_true", help="print results as JSON")
         return p
 
     def consortium_options(p: argparse.ArgumentParser, sites: int = 8, patients: int = 20) -> None:
@@ -165,12 +225,60 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("cohort", help="cohort definition file or saved cohort name")
     _connection_options(p)
 
-    p = add("export", cmd_export, "export a cohort, de-identified, with manifests")
+    p = add("export", cmd_export, "export a cohort, de-identified (PS3.15) and verified: the "
+                                  "unified training layout and/or DICOM")
     p.add_argument("cohort", help="cohort definition file or saved cohort name")
-    p.add_argument("--out", type=Path, required=True, help="export folder")
+    p.add_argument("--out", type=Path, required=True,
+                   help="export folder; formats go to <out>/unified and <out>/dicom")
+    p.add_argument("--format", choices=("unified", "dicom", "both"), default="unified",
+                   help="unified: NIfTI/NumPy/Parquet + Croissant card for training; dicom: "
+                        "de-identified DICOM with manifests (default: %(default)s)")
+    p.add_argument("--split", default="70/15/15",
+                   help="train/val/test fractions, stable per pseudonym (default: %(default)s)")
+    p.add_argument("--spacing", default="1.0",
+                   help="CT/mask voxel spacing in mm: one value, three (x,y,z) or 'native' "
+                        "(default: %(default)s)")
+    p.add_argument("--ecg-rate", type=float, default=500.0,
+                   help="common ECG sampling rate in Hz (default: %(default)s)")
+    p.add_argument("--ecg-seconds", type=float, default=10.0,
+                   help="ECG length in seconds, cropped or zero-padded (default: %(default)s)")
     p.add_argument("--secret-env", default="SRCOHORT_SECRET",
                    help="environment variable holding the pseudonymisation secret")
     _connection_options(p)
+
+    p = add("federated", cmd_federated, "federated cohort counts: each site publishes "
+                                        "k-suppressed aggregates only, a coordinator combines them",
+            json_option=False)
+    actions = p.add_subparsers(dest="action", required=True)
+
+    def federated_action(name: str, help_text: str) -> argparse.ArgumentParser:
+        a = actions.add_parser(name, help=help_text, description=help_text)
+        a.add_argument("--json", action="store_true", help="print results as JSON")
+        return a
+
+    def k_option(a: argparse.ArgumentParser) -> None:
+        a.add_argument("--k", type=_k, default=5,
+                       help="smallest count published; smaller ones are suppressed (5)")
+
+    a = federated_action("site", "what one site runs: the cohort's aggregate of this site")
+    a.add_argument("cohort", help="cohort definition file or saved cohort name")
+    a.add_argument("--site", required=True, help="this site's name, as the coordinator shows it")
+    a.add_argument("--out", type=Path, required=True, help="aggregate JSON file to write")
+    k_option(a)
+    _connection_options(a)
+    a = federated_action("combine", "the coordinator: combine site aggregate files into "
+                                    "federated.json, upset.png and label-balance.png")
+    a.add_argument("aggregates", type=Path, nargs="+", help="site aggregate JSON files")
+    a.add_argument("--out", type=Path, required=True, help="output folder")
+    a = federated_action("count", "run the site step for every site (each under its own index "
+                                  "prefix) and combine: the demo's federated count")
+    a.add_argument("cohort", help="cohort definition file or saved cohort name")
+    a.add_argument("--sites", required=True, help="comma-separated site names")
+    a.add_argument("--prefix-template", default="srcohort-demo-{site}-",
+                   help="index prefix of each site ('srcohort-demo-{site}-')")
+    a.add_argument("--out", type=Path, required=True, help="output folder")
+    k_option(a)
+    _connection_options(a, prefix=False)
 
     p = add("opensearch", cmd_opensearch, "fetch, start, stop or query the local OpenSearch")
     p.add_argument("action", choices=["start", "stop", "status"])
@@ -184,11 +292,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                                          ConnectionError as OpenSearchUnreachable)
 
     from srcohort.cohort.definition import CohortError
+    from srcohort.export.state import ExportConflict
+    from srcohort.export.verify import PhiFound
+    from srcohort.federated.combine import FederatedError
     from srcohort.index.connection import ConnectionSettingsError
     from srcohort.sources.mapping import MappingError
     try:
         return args.func(args)
-    except (CohortError, MappingError, ConnectionSettingsError) as exc:
+    except (CohortError, MappingError, ConnectionSettingsError, FederatedError, ExportConflict,
+            PhiFound) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except AuthenticationException:

@@ -167,10 +167,11 @@ def _json_documents(text: str) -> list[Any]:
     return documents
 
 
-def test_dagbag_has_both_dags_without_import_errors(airflow_env: dict[str, str]) -> None:
+def test_dagbag_has_every_dag_without_import_errors(airflow_env: dict[str, str]) -> None:
     bag = _run_python(DAGBAG_SCRIPT, [str(DAGS), RESULT], airflow_env)
     assert bag["import_errors"] == {}
-    assert set(bag["dags"]) == {"srcohort-convert-index", "srcohort-cohort-export"}
+    assert set(bag["dags"]) == {"srcohort-convert-index", "srcohort-cohort-export",
+                                "srcohort-federated-export"}
     for dag in bag["dags"].values():
         assert dag["default_args"]["ui_visible"] is True
         form = dag["default_args"]["ui_forms"]["workflow_form"]
@@ -179,6 +180,12 @@ def test_dagbag_has_both_dags_without_import_errors(airflow_env: dict[str, str])
             assert field["title"] and field["description"] and field["type"] == "string"
     tasks = bag["dags"]["srcohort-convert-index"]["tasks"]
     assert tasks["srcohort-index"]["upstream"] == ["srcohort-convert"]
+    tasks = bag["dags"]["srcohort-federated-export"]["tasks"]
+    assert tasks["srcohort-federated-combine"]["upstream"] == ["srcohort-federated-site"]
+    assert tasks["srcohort-training-export"]["upstream"] == ["srcohort-federated-combine"]
+    form = bag["dags"]["srcohort-federated-export"]["default_args"]["ui_forms"]["workflow_form"]
+    assert {"cohort", "k", "split", "output_format"} <= set(form["properties"])
+    assert form["properties"]["output_format"]["enum"] == ["unified", "dicom", "both"]
 
 
 def test_convert_index_and_cohort_export_dags(airflow_env: dict[str, str], opensearch_url: str,
@@ -208,6 +215,26 @@ def test_convert_index_and_cohort_export_dags(airflow_env: dict[str, str], opens
     assert result["patients"] == counts["total"] == truth["example_cohort"]["total"] > 0
     assert Path(result["manifest"]).is_file()
 
+    run = _dag_test(env, "srcohort-federated-export", _conf(
+        {"cohort": cohort, "site": "site-01", "k": "2", "split": "60/20/20",
+         "output_format": "both", "index_prefix": index_prefix, "secret_env": SECRET_ENV}))
+    assert run["state"] == "success", run
+    aggregate = run["xcom"]["srcohort-federated-site"]
+    assert aggregate["site"] == "site-01" and aggregate["k"] == 2
+    assert aggregate["counts"]["patients"] == (counts["total"] if counts["total"] >= 2
+                                               else "suppressed")
+    assert "site-01" in run["xcom"]["srcohort-federated-combine"]["table"]
+    export = run["xcom"]["srcohort-training-export"]
+    assert export["unified"]["patients"] == export["dicom"]["patients"] == counts["total"]
+    out = Path(env["SRCOHORT_WORKFLOW_DIR"]) / run["run_id"] / "srcohort-training-export"
+    assert (out / "unified" / "COMPLETE").is_file()
+    manifest = json.loads((out / "unified" / "manifest.json").read_text("utf-8"))
+    assert manifest["settings"]["split"] == {"train": 0.6, "val": 0.2, "test": 0.2}
+    combined = (Path(env["SRCOHORT_WORKFLOW_DIR"]) / run["run_id"] /
+                "srcohort-federated-combine")
+    assert {p.name for p in combined.iterdir()} >= {"federated.json", "upset.png",
+                                                    "label-balance.png"}
+
 
 def test_kaapana_steps_run_the_cli_like_the_container(
         airflow_env: dict[str, str], opensearch_url: str, opensearch_client, index_prefix: str,
@@ -232,7 +259,10 @@ def test_kaapana_steps_run_the_cli_like_the_container(
     cohort_yaml = saved_cohorts()["tavi-self-expanding"].read_text("utf-8")
     forms = {"srcohort-convert-index": {"site_dir": str(site_dir), "site": "site-01",
                                         "index_prefix": index_prefix},
-             "srcohort-cohort-export": {"cohort": cohort_yaml, "index_prefix": index_prefix}}
+             "srcohort-cohort-export": {"cohort": cohort_yaml, "index_prefix": index_prefix},
+             "srcohort-federated-export": {"cohort": cohort_yaml, "index_prefix": index_prefix,
+                                           "site": "site-01", "k": "2", "split": "70/15/15",
+                                           "output_format": "unified"}}
     outputs: dict[str, Any] = {}
     workflow_dir = tmp_path / "data" / "manual__run"
     for dag_id, form in forms.items():
@@ -266,8 +296,16 @@ def test_kaapana_steps_run_the_cli_like_the_container(
     counts, export = outputs["srcohort-cohort-export"]
     assert counts == count_patients(opensearch_client, resolve_cohort("tavi-self-expanding"),
                                     prefix=index_prefix)
-    assert export["patients"] == counts["total"]
+    assert export["dicom"]["patients"] == counts["total"]
     assert (workflow_dir / "srcohort-cohort-export" / "cohort.yaml").is_file()
+    [aggregate] = outputs["srcohort-federated-site"]
+    assert aggregate["site"] == "site-01"
+    assert aggregate["counts"]["patients"] in (counts["total"], "suppressed")
+    [combined] = outputs["srcohort-federated-combine"]
+    assert combined["sites"] == ["site-01"]
+    [training] = outputs["srcohort-training-export"]
+    assert training["unified"]["patients"] == counts["total"]
+    assert (workflow_dir / "srcohort-training-export" / "unified" / "COMPLETE").is_file()
 
 
 def test_operators_default_prefix_is_the_packages() -> None:

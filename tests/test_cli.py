@@ -11,7 +11,8 @@ import pytest
 
 from srcohort.cli import build_parser, main
 
-SUBCOMMANDS = ["demo", "demo-data", "convert", "index", "cohort", "export", "opensearch"]
+SUBCOMMANDS = ["demo", "demo-data", "convert", "index", "cohort", "federated", "export",
+               "opensearch"]
 
 
 def _srcohort(*args: str) -> subprocess.CompletedProcess:

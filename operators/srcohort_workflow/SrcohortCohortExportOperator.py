@@ -6,44 +6,14 @@ files come from the same state of the index.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from airflow.exceptions import AirflowException
-
+from srcohort_workflow.cohort_settings import (COHORT_SCRIPT, DEFAULT_SECRET_ENV,
+                                               load_cohort_setting, pseudonym_secret,
+                                               secret_env_vars)
 from srcohort_workflow.kaapana_compat import (INDEX_PREFIX, SrcohortStep, opensearch_client,
                                               required)
-
-if TYPE_CHECKING:
-    from srcohort.cohort.definition import Cohort
-
-DEFAULT_COHORT = "tavi-self-expanding"
-DEFAULT_SECRET_ENV = "SRCOHORT_SECRET"
-# In Kaapana the secret comes from this Kubernetes Secret in the project's namespace.
-KUBERNETES_SECRET = ("srcohort-pseudonym", "secret")
-
-
-def load_cohort_setting(value: str) -> Cohort:
-    """A saved cohort's name, or a whole definition pasted as YAML text (it has a ':')."""
-    from srcohort.cohort.definition import load_cohort
-    from srcohort.cohort.library import resolve_cohort
-    return load_cohort(value) if ":" in value or "\n" in value else resolve_cohort(value)
-
-
-def pseudonym_secret(env_name: str) -> bytes:
-    """The site's pseudonymisation key, from the environment variable the form names.
-
-    The form carries only the variable's name: a secret typed into the run conf would be
-    stored in Airflow's database and shown in the UI. The value is masked in task logs.
-    """
-    from airflow.utils.log.secrets_masker import mask_secret
-    secret = os.environ.get(env_name, "")
-    if not secret:
-        raise AirflowException(f"set the pseudonymisation secret in ${env_name} on the workers "
-                               f"(workflow_form.secret_env names the variable)")
-    mask_secret(secret, env_name)
-    return secret.encode("utf-8")
 
 
 class SrcohortCohortExportOperator(SrcohortStep):
@@ -55,24 +25,16 @@ class SrcohortCohortExportOperator(SrcohortStep):
 
     step_name = "srcohort-cohort-export"
     defaults = {"index_prefix": INDEX_PREFIX, "secret_env": DEFAULT_SECRET_ENV}
-    script = """\
+    script = f"""\
 out="$WORKFLOW_DIR/$OPERATOR_OUT_DIR"
 mkdir -p "$out"
-cohort="$COHORT"
-case "$cohort" in
-  *:*|*"
-"*) printf '%s\\n' "$cohort" > "$out/cohort.yaml"; cohort="$out/cohort.yaml" ;;
-esac
+{COHORT_SCRIPT}
 srcohort cohort count "$cohort" --prefix "$INDEX_PREFIX" --json
-srcohort export "$cohort" --out "$out" --prefix "$INDEX_PREFIX" --secret-env "$SECRET_ENV" --json"""
+srcohort export "$cohort" --out "$out" --format dicom --prefix "$INDEX_PREFIX" \\
+  --secret-env "$SECRET_ENV" --json"""
 
     def container_secrets(self) -> list[Any]:
-        from kubernetes.client import V1EnvVar, V1EnvVarSource, V1SecretKeySelector
-        name, key = KUBERNETES_SECRET
-        # optional: without the Secret the CLI stops with a clear message instead of the pod
-        # waiting for its configuration until Kaapana's start-up timeout.
-        return [V1EnvVar(name=DEFAULT_SECRET_ENV, value_from=V1EnvVarSource(
-            secret_key_ref=V1SecretKeySelector(name=name, key=key, optional=True)))]
+        return secret_env_vars()
 
     def run_step(self, settings: dict[str, Any], in_dir: Path | None, out_dir: Path
                  ) -> dict[str, Any]:

@@ -15,10 +15,13 @@ from srcohort_workflow.kaapana_compat import INDEX_PREFIX, LocalWorkflowCleanerO
 
 
 def form_field(title: str, description: str, *, default: str | None = None,
-               required: bool = False) -> dict[str, Any]:
-    """One ``workflow_form`` property as Kaapana's UI renders it (a string input)."""
+               required: bool = False, choices: tuple[str, ...] = ()) -> dict[str, Any]:
+    """One ``workflow_form`` property as Kaapana's UI renders it: a string input, or a
+    drop-down when ``choices`` are given (JSON schema ``enum``)."""
     field: dict[str, Any] = {"title": title, "description": description, "type": "string",
                              "required": required, "readOnly": False}
+    if choices:
+        field["enum"] = list(choices)
     if default is not None:
         field["default"] = default
     return field

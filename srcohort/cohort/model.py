@@ -7,6 +7,8 @@ what lets one check the other. docs/cohorts.md is the reference for the meaning 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -106,3 +108,11 @@ class Cohort:
     description: str
     patients: Expr
     source: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the definition in canonical JSON: equal at every site that runs the same
+        cohort, whatever its YAML layout or comments, so results can be matched to it."""
+        canonical = json.dumps(self.source, sort_keys=True, separators=(",", ":"),
+                               ensure_ascii=False, default=str)
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

@@ -1,7 +1,9 @@
 """``srcohort demo``: the whole data flow on a synthetic consortium and a local OpenSearch.
 
-consortium -> per-site conversion -> per-site indexing -> example cohort counts (compared with
-the ground truth the generator wrote, which nothing else reads) -> de-identified export.
+consortium -> per-site conversion -> per-site indexing (each site its own indices, as separate
+deployments would have) -> example cohort counts per site (compared with the ground truth the
+generator wrote, which nothing else reads) -> federated counts (k-suppressed aggregates only,
+with plots) -> each site's unified training export.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from srcohort.cohort.library import resolve_cohort
 from srcohort.cohort.run import count_patients
 from srcohort.convert.site import convert_site
 from srcohort.demo.consortium import generate_consortium
-from srcohort.export.exporter import export_cohort
-from srcohort.index.indexer import index_directory
+from srcohort.export.run import export_formats
+from srcohort.federated import run_federated_count
 from srcohort.index.connection import connect
-from srcohort.index.opensearch import index_names
+from srcohort.index.indexer import index_directory
 from srcohort.logs import get_logger
 from srcohort.server import default_server
 
@@ -25,8 +27,10 @@ log = get_logger(__name__)
 # Saved cohort -> its counts in the ground truth the generator writes.
 EXAMPLE_COHORTS = {"tavi-self-expanding": "example_cohort",
                    "tavi-lbbb-ecg-calcification": "multimodal_cohort"}
-DEMO_PREFIX = "srcohort-demo-"
+# Each site's indices: srcohort-demo-<site>-series / -patients (never Kaapana's).
+DEMO_PREFIX_TEMPLATE = "srcohort-demo-{site}-"
 DEMO_SECRET = b"demo-only-secret: a real site keeps its own in a secret store"
+DEMO_K = 5
 
 
 def run_demo(out: Path, *, sites: int, patients_per_site: int, seed: int,
@@ -40,26 +44,42 @@ def run_demo(out: Path, *, sites: int, patients_per_site: int, seed: int,
         with _timed(timings, "demo data"):
             truth_path = generate_consortium(out / "consortium", sites=sites,
                                              patients_per_site=patients_per_site, seed=seed)
-        for name in index_names(DEMO_PREFIX):       # the demo's own indices, never Kaapana's
-            client.indices.delete(index=name, ignore_unavailable=True)
+        client.indices.delete(index=DEMO_PREFIX_TEMPLATE.format(site="*") + "*",
+                              ignore_unavailable=True)
         site_dirs = sorted(p for p in (out / "consortium").iterdir() if (p / "mapping.yaml").exists())
+        prefixes: dict[str, str] = {}
         for site_dir in site_dirs:
             with _timed(timings, "convert"):
                 report = convert_site(site_dir, out / "converted" / site_dir.name)
+            prefixes[report.site] = DEMO_PREFIX_TEMPLATE.format(site=report.site)
             with _timed(timings, "index"):
                 index_directory(client, out / "converted" / site_dir.name / "dicom",
-                                site=report.site, prefix=DEMO_PREFIX)
+                                site=report.site, prefix=prefixes[report.site])
         truth = json.loads(truth_path.read_text("utf-8"))
         ok = True
         for name, truth_key in EXAMPLE_COHORTS.items():
             cohort = resolve_cohort(name)
             with _timed(timings, "cohort count"):
-                counts = count_patients(client, cohort, prefix=DEMO_PREFIX)
+                counts = {site: count_patients(client, cohort, prefix=prefix)["total"]
+                          for site, prefix in prefixes.items()}
             ok &= _print_counts(cohort.description, counts, truth[truth_key])
+            with _timed(timings, "federated count"):
+                combined = run_federated_count(
+                    client, cohort, sorted(prefixes), prefix_template=DEMO_PREFIX_TEMPLATE,
+                    k=DEMO_K, out_dir=out / "federated" / name)
+            print(f"\nfederated aggregates (k = {DEMO_K}; only these leave the sites):")
+            print(combined.table())
+            print(f"plots and JSON: {out / 'federated' / name}")
+        cohort = resolve_cohort(next(iter(EXAMPLE_COHORTS)))
+        exported = 0
         with _timed(timings, "export"):
-            export = export_cohort(client, resolve_cohort(next(iter(EXAMPLE_COHORTS))),
-                                   out / "export", prefix=DEMO_PREFIX, secret=DEMO_SECRET)
-        print(f"\nexport: {export.patients} patients, {export.files} files -> {out / 'export'}")
+            for site, prefix in prefixes.items():
+                summary = export_formats(client, cohort, out / "export" / site,
+                                         output_format="unified", prefix=prefix,
+                                         secret=DEMO_SECRET)
+                exported += summary["unified"]["patients"]
+        print(f"\nunified training export: {exported} patients at {len(prefixes)} sites -> "
+              f"{out / 'export'}/<site>/unified")
         print("timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
         return 0 if ok else 1
     finally:
@@ -68,7 +88,9 @@ def run_demo(out: Path, *, sites: int, patients_per_site: int, seed: int,
 
 
 def _print_counts(description: str, counts: dict[str, int], truth: dict) -> bool:
+    """Site-local counts (each site sees its own, unsuppressed) against the ground truth."""
     expected = {**truth["per_site"], "total": truth["total"]}
+    counts = {**counts, "total": sum(counts.values())}
     print(f"\ncohort: {' '.join(description.split())}")
     print(f"{'site':<10}{'patients':>10}{'truth':>8}")
     ok = True

@@ -16,21 +16,25 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pydicom
-from opensearchpy import OpenSearch, helpers
+from opensearchpy import OpenSearch
 
 from srcohort.cohort.definition import Cohort
 from srcohort.cohort.run import list_patients
-from srcohort.export.deidentify import deidentify
+from srcohort.export.deidentify import Deidentifier
+from srcohort.export.features import feature_columns, patient_features
 from srcohort.export.pseudonym import pseudonym
+from srcohort.export.selection import patient_series
+from srcohort.export.verify import Subject, verify_export
 from srcohort.index.mapping import DEFAULT_PREFIX
 from srcohort.index.opensearch import index_names
 from srcohort.logs import get_logger, progress
+from srcohort.sr.profiles import default_profiles
 
 log = get_logger(__name__)
+ANCHOR = "tavi"        # dates in the patients manifest become days from this event
 
 
 @dataclass
@@ -43,46 +47,32 @@ class ExportResult:
         return asdict(self)
 
 
-def patient_features(patient: dict) -> dict[str, Any]:
-    """Coded and numeric SR content of a patient as flat columns named by concept code.
-
-    Values inside a measurement group are prefixed with the group's finding (e.g. the aortic
-    valve ring), because "diameter" alone is ambiguous.
-    """
-    features: dict[str, Any] = {}
-    for annotation in patient.get("annotations", []):
-        for code in annotation.get("codes", []):
-            features.setdefault(code["name"], code["value"])
-        for number in annotation.get("numbers", []):
-            site = f"{number['finding']}/" if number.get("finding") else ""
-            features.setdefault(f"{site}{number['name']}[{number['unit']}]", number["value"])
-    return dict(sorted(features.items()))
-
-
 def export_cohort(client: OpenSearch, cohort: Cohort, out_dir: Path, *, prefix: str = DEFAULT_PREFIX,
                   secret: bytes) -> ExportResult:
     """Write the cohort's de-identified files and manifests under ``out_dir``."""
     series_index, _ = index_names(prefix)
     patients = list(list_patients(client, cohort, prefix=prefix))
+    columns = feature_columns(default_profiles())
     patient_rows: list[dict] = []
     file_rows: list[dict] = []
+    subjects: dict[str, Subject] = {}
     for patient in progress(patients, total=len(patients), what="patients exported", logger=log):
         alias = pseudonym(secret, patient["site"], patient["patient_id"])
         patient_rows.append({"pseudonym": alias, "site": patient["site"],
                              "modalities": ",".join(patient["modalities"]),
-                             **patient_features(patient)})
-        series_docs = sorted((hit["_source"] for hit in helpers.scan(
-            client, index=series_index,
-            query={"query": {"term": {"patient_key": patient["patient_key"]}}})),
-            key=lambda d: (d["modality"], d["series_instance_uid"]))
+                             **patient_features(patient, columns, selected_series=set(),
+                                                anchor=ANCHOR)})
+        series_docs = patient_series(client, series_index, patient["patient_key"])
+        subjects[alias] = Subject(patient, [f for doc in series_docs for f in doc["files"]])
         counters: dict[str, int] = {}
         for doc in series_docs:
             counters[doc["modality"]] = counters.get(doc["modality"], 0) + 1
             folder = Path("data") / alias / f"{doc['modality']}-{counters[doc['modality']]}"
             for n, source in enumerate(doc["files"], start=1):
                 rel = folder / f"{n:04d}.dcm"
+                digest = _write(source, out_dir / rel, Deidentifier(secret, patient["site"]))
                 file_rows.append({"pseudonym": alias, "modality": doc["modality"],
-                                  "path": str(rel), "sha256": _write(source, out_dir / rel, alias)})
+                                  "path": str(rel), "sha256": digest})
     manifest = out_dir / "manifest"
     manifest.mkdir(parents=True, exist_ok=True)
     for name, rows in (("patients", patient_rows), ("files", file_rows)):
@@ -93,13 +83,14 @@ def export_cohort(client: OpenSearch, cohort: Cohort, out_dir: Path, *, prefix: 
                "per_site": _per_site(patient_rows), "checksums": {r["path"]: r["sha256"]
                                                                  for r in file_rows}}
     (manifest / "export.json").write_text(json.dumps(summary, indent=1, sort_keys=True), "utf-8")
+    verify_export(out_dir, subjects)
     log.info("exported", extra={"cohort": cohort.name, "patients": len(patient_rows),
                                 "files": len(file_rows)})
     return ExportResult(len(patient_rows), len(file_rows), str(manifest / "export.json"))
 
 
-def _write(source: str, target: Path, alias: str) -> str:
-    ds = deidentify(pydicom.dcmread(source), alias)
+def _write(source: str, target: Path, deidentifier: Deidentifier) -> str:
+    ds = deidentifier.dataset(pydicom.dcmread(source))
     target.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(target, enforce_file_format=True)
     return hashlib.sha256(target.read_bytes()).hexdigest()

@@ -32,6 +32,7 @@ class Node:
     required: bool
     anchor: str | None = None        # a DATE that names a patient-level event (e.g. "tavi")
     field: str | None = None         # name under which the value is filterable per annotation
+    unit: str | None = None          # UCUM unit of a NUM (what exports record beside the value)
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def _profile(path: Path) -> Profile:
             nodes[here] = Node(here, str(item["value_type"]),
                                tuple(str(v) for v in item.get("values", [])),
                                item.get("filter"), bool(item.get("required", False)),
-                               item.get("anchor"), item.get("field"))
+                               item.get("anchor"), item.get("field"), item.get("unit"))
             walk(item.get("children", []), here)
 
     walk(raw.get("content", []), ())

@@ -1,0 +1,53 @@
+"""Step ``srcohort-federated-site``: this site's k-suppressed aggregate of the cohort.
+
+The only output meant to leave the site: counts per modality subset, label balance and feature
+summaries, with every count below k suppressed (srcohort.federated, docs/federated.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from airflow.exceptions import AirflowException
+
+from srcohort_workflow.cohort_settings import COHORT_SCRIPT, DEFAULT_COHORT, load_cohort_setting
+from srcohort_workflow.kaapana_compat import (INDEX_PREFIX, SrcohortStep, opensearch_client,
+                                              required)
+
+AGGREGATE_FILE = "{site}.json"
+
+
+def k_setting(value: str) -> int:
+    """The suppression threshold from the form: an integer of at least 2."""
+    try:
+        k = int(value)
+    except ValueError:
+        k = 0
+    if k < 2:
+        raise AirflowException(f"workflow_form.k must be an integer >= 2, got {value!r}")
+    return k
+
+
+class SrcohortFederatedSiteOperator(SrcohortStep):
+    """Write ``<run>/<operator_out_dir>/<site>.json``. XCom: the site's published cells."""
+
+    step_name = "srcohort-federated-site"
+    defaults = {"cohort": DEFAULT_COHORT, "index_prefix": INDEX_PREFIX, "k": "5",
+                "site": "local"}
+    script = f"""\
+out="$WORKFLOW_DIR/$OPERATOR_OUT_DIR"
+mkdir -p "$out"
+{COHORT_SCRIPT}
+srcohort federated site "$cohort" --site "$SITE" --prefix "$INDEX_PREFIX" --k "$K" \\
+  --out "$out/$SITE.json" --json"""
+
+    def run_step(self, settings: dict[str, Any], in_dir: Path | None, out_dir: Path
+                 ) -> dict[str, Any]:
+        from srcohort.federated import run_site, write_json
+        site = required(settings, "site")
+        aggregate = run_site(opensearch_client(), load_cohort_setting(required(settings, "cohort")),
+                             site=site, prefix=str(settings["index_prefix"]),
+                             k=k_setting(required(settings, "k")))
+        write_json(aggregate, out_dir / AGGREGATE_FILE.format(site=site))
+        return aggregate

@@ -1,0 +1,80 @@
+"""Which of a patient's objects make up its training sample, and where their files are.
+
+A training pipeline wants one CT, one ECG and the CT's segmentations per patient. Several of a
+kind are common (a follow-up CT, a pre- and post-procedure ECG), so the rule is fixed and
+documented rather than left to file order: the latest series on or before the anchor event
+(the TAVI: what a model predicting its outcome may see), else the earliest after it, else, with
+no event, the latest; ties broken by Series Instance UID. Segmentations are those whose SEG
+references the chosen CT series.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+from opensearchpy import OpenSearch, helpers
+
+Document = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Series Instance UIDs of a patient's training sample."""
+
+    ct: str | None
+    ecg: str | None
+    segs: tuple[str, ...] = field(default=())
+
+    @property
+    def series(self) -> set[str]:
+        return {uid for uid in (self.ct, self.ecg, *self.segs) if uid}
+
+
+def _rank(series: Document, anchor: str) -> tuple:
+    offset = series.get("days_from", {}).get(anchor)
+    uid = series["series_instance_uid"]
+    if offset is None:
+        date = int((series.get("study_date") or "0").replace("-", ""))
+        return (2, -date, uid)                                  # the latest first
+    return (0, -offset, uid) if offset <= 0 else (1, offset, uid)
+
+
+def choose_series(series: Sequence[Document], modality: str, anchor: str) -> str | None:
+    candidates = [s for s in series if s.get("modality") == modality]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda s: _rank(s, anchor))["series_instance_uid"]
+
+
+def choose_sample(patient: Document, *, anchor: str) -> Sample:
+    """The sample of a patient document (patients index) by the rule above."""
+    ct = choose_series(patient.get("series", []), "CT", anchor)
+    ecg = choose_series(patient.get("series", []), "ECG", anchor)
+    segs = sorted({a["series_instance_uid"] for a in patient.get("annotations", [])
+                   if a.get("kind") == "SEG" and ct in a.get("referenced_series", [])})
+    return Sample(ct, ecg, tuple(segs))
+
+
+def series_files(client: OpenSearch, series_index: str, uids: Iterable[str]
+                 ) -> dict[str, list[str]]:
+    """File paths per series, from the series index (documents are keyed by the series UID)."""
+    wanted = sorted(set(uids))
+    if not wanted:
+        return {}
+    found = client.mget(index=series_index, body={"ids": wanted}, _source_includes=["files"])
+    files = {doc["_id"]: sorted(doc["_source"]["files"]) for doc in found["docs"]
+             if doc.get("found")}
+    missing = [uid for uid in wanted if uid not in files]
+    if missing:
+        raise LookupError(f"series {', '.join(missing)} are in the patients index but not in "
+                          f"{series_index}: re-index the site")
+    return files
+
+
+def patient_series(client: OpenSearch, series_index: str, patient_key: str) -> list[Document]:
+    """All series documents of one patient, ordered by modality and UID (stable export paths)."""
+    hits = helpers.scan(client, index=series_index,
+                        query={"query": {"term": {"patient_key": patient_key}}})
+    return sorted((hit["_source"] for hit in hits),
+                  key=lambda d: (d["modality"], d["series_instance_uid"]))

@@ -1,0 +1,93 @@
+"""The last step of every export: prove that nothing identifying is in it.
+
+The identifying values are gathered per patient from the sources the export was made from
+(the DICOM headers of every exported series, and the index documents: patient id, dates), then
+every exported file is scanned for them (``phi_scan``). A finding fails the export, which then
+never gets its COMPLETE marker.
+
+Dates need care: a patient's shifted date may by chance equal another patient's real date.
+So a file that belongs to one patient (its pseudonym names the file or a folder above it) is
+checked against every patient's names, ids and UIDs but only its own patient's dates; files
+shared by all patients (tables, manifests, the card) hold no shifted dates and are checked
+against all values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Mapping, Sequence
+
+import pydicom
+from pydicom.dataset import Dataset
+
+from srcohort.export.phi_scan import PhiFinding, phi_values, scan_file
+from srcohort.logs import get_logger
+
+log = get_logger(__name__)
+_DATE = re.compile(r"\d{8}|\d{4}-\d{2}-\d{2}|\d{2}\.\d{2}\.\d{4}")
+
+
+@dataclass(frozen=True)
+class Subject:
+    """One exported patient: its index document and the source files its export came from."""
+
+    patient: dict
+    sources: Sequence[str]
+
+
+class PhiFound(RuntimeError):
+    """Identifying values of the sources were found in the export."""
+
+    def __init__(self, root: Path, findings: Sequence[PhiFinding]) -> None:
+        self.findings = list(findings)
+        where = sorted({f"{Path(f.path).relative_to(root)} ({f.where})" for f in findings})
+        super().__init__(f"{root}: {len(findings)} identifying value(s) of the sources found in "
+                         f"{', '.join(where[:5])}{' ...' if len(where) > 5 else ''}; "
+                         "the export is not marked complete")
+
+
+def verify_export(root: Path, subjects: Mapping[str, Subject]) -> None:
+    """Raise ``PhiFound`` when a source value appears under ``root``; ``subjects`` by pseudonym."""
+    own = {alias: phi_values(_headers(s.sources)) | phi_values(_document_datasets(s.patient))
+           for alias, s in subjects.items()}
+    dates = {alias: {v for v in values if _DATE.fullmatch(v)} for alias, values in own.items()}
+    every_date = set().union(*dates.values())
+    shared = set().union(*own.values()) - every_date
+    findings: list[PhiFinding] = []
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    for path in files:
+        alias = _owner(path.relative_to(root), own)
+        findings += scan_file(path, shared | (dates[alias] if alias else every_date))
+    log.info("export verified", extra={"files": len(files), "values_checked": len(shared) +
+                                       len(every_date), "findings": len(findings)})
+    if findings:
+        raise PhiFound(root, findings)
+
+
+def _owner(rel: Path, aliases: Mapping[str, object]) -> str | None:
+    """The pseudonym a file belongs to: a folder or the file's stem named after it."""
+    stem = rel.name.split(".")[0]
+    return next((part for part in (*rel.parts[:-1], stem) if part in aliases), None)
+
+
+def _headers(paths: Iterable[str]) -> Iterator[Dataset]:
+    for path in paths:
+        yield pydicom.dcmread(path, stop_before_pixels=True)
+
+
+def _document_datasets(patient: dict) -> Iterator[Dataset]:
+    """The index document's identifying values as a dataset per value, so one rule
+    (``phi_values``) decides what counts as identifying for both sources."""
+    ds = Dataset()
+    ds.PatientID = patient["patient_id"]
+    yield ds
+    dates = [*patient.get("events", {}).values(),
+             *(s.get("study_date") for s in patient.get("series", [])),
+             *(d.get("value") for a in patient.get("annotations", []) for d in a.get("dates", []))]
+    for value in sorted({str(d)[:10] for d in dates if d}):
+        ds = Dataset()
+        ds.StudyDate = dt.date.fromisoformat(value).strftime("%Y%m%d")
+        yield ds

@@ -1,0 +1,234 @@
+"""One site's cohort -> the aggregate it may publish (pure: patient documents in, JSON out).
+
+What leaves a site is counts and summary statistics only. The aggregate is assembled from
+channel names (from the installed SR profiles), field names (the profiles' ``field``) and
+numbers; no value of a patient document other than those counts and statistics is copied,
+so identifiers, dates, free text and UIDs cannot appear in it. docs/federated.md has the schema.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+from srcohort.cohort.definition import Cohort
+from srcohort.cohort.label import LABELS, PACEMAKER
+from srcohort.federated.suppression import SUPPRESSED, Relation, suppress
+from srcohort.sr.profiles import Profile
+
+SCHEMA = "srcohort.federated.site/1"
+DEFAULT_K = 5
+# The training label, read as the training export reads it (srcohort.cohort.label).
+LABEL_FIELD = PACEMAKER.field
+LABEL_VALUES = {"yes": PACEMAKER.positive, "no": PACEMAKER.negative}
+IMAGING_CHANNELS = ("CT", "ECG", "SEG")     # series modalities; ECG = waveform series
+OTHER_SR = "SR other"                       # an SR no installed profile recognises
+OTHER_COMBINATIONS = "other"                # intersections below k, pooled
+NO_CHANNEL = "none"
+DIGITS = 6                                  # published statistics: enough to pool exactly
+
+Aggregate = dict[str, Any]
+
+
+def profile_channel(profile: Profile) -> str:
+    """Readable channel name: ``SR TID 1500`` for DICOM templates, ``SR tavi-outcome`` else."""
+    if profile.template_id:
+        return f"SR TID {profile.template_id}"
+    return f"SR {profile.template.removeprefix('srcohort-')}"
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """What an aggregate was computed with: sites may only be combined when these agree."""
+    channels: tuple[str, ...]
+    profile_channels: Mapping[str, str]         # profile template -> channel
+    label_channels: tuple[str, ...]             # channels of the profiles declaring the label
+    features: Mapping[str, tuple[str, ...]]     # quantitative field -> channels declaring it
+
+    @classmethod
+    def from_profiles(cls, profiles: Sequence[Profile]) -> "Parameters":
+        by_template = {p.template: profile_channel(p) for p in profiles}
+        features: dict[str, set[str]] = {}
+        label: set[str] = set()
+        for profile in profiles:
+            for node in profile.fields.values():
+                if node.filter == "quantitative":
+                    features.setdefault(str(node.field), set()).add(by_template[profile.template])
+            if profile.template == PACEMAKER.profile:
+                label.add(by_template[profile.template])
+        return cls(IMAGING_CHANNELS + tuple(sorted(set(by_template.values()))) + (OTHER_SR,),
+                   dict(sorted(by_template.items())), tuple(sorted(label)),
+                   {f: tuple(sorted(c)) for f, c in sorted(features.items())})
+
+    def to_json(self) -> dict[str, Any]:
+        return {"channels": list(self.channels), "label": {
+                    "field": LABEL_FIELD, "values": LABEL_VALUES,
+                    "channels": list(self.label_channels)},
+                "features": {f: list(c) for f, c in self.features.items()},
+                "feature_value": "per patient: mean of the patient's values"}
+
+
+def patient_channels(doc: Mapping[str, Any], params: Parameters) -> frozenset[str]:
+    """The channels one patient has data in."""
+    channels = {m for m in doc.get("modalities", []) if m in IMAGING_CHANNELS}
+    for annotation in doc.get("annotations", []):
+        if annotation.get("kind") == "SR":
+            channels.add(params.profile_channels.get(annotation.get("profile") or "", OTHER_SR))
+    return frozenset(channels)
+
+
+def combination_name(channels: Iterable[str], params: Parameters) -> str:
+    present = set(channels)
+    return " + ".join(c for c in params.channels if c in present) or NO_CHANNEL
+
+
+def patient_label(doc: Mapping[str, Any]) -> str:
+    """yes / no when the patient's outcome annotations agree on one, else unknown."""
+    return PACEMAKER.of(doc)
+
+
+def patient_feature(doc: Mapping[str, Any], field: str, params: Parameters) -> float | None:
+    """The patient's value of a quantitative field: the mean over its annotations (a patient
+    with two ECGs counts once), from the profiles that declare the field."""
+    channels = set(params.features[field])
+    values: list[float] = []
+    for annotation in doc.get("annotations", []):
+        if params.profile_channels.get(annotation.get("profile") or "") not in channels:
+            continue
+        value = (annotation.get("fields") or {}).get(field)
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                values.append(float(v))
+    return statistics.fmean(values) if values else None
+
+
+def summary(values: Sequence[float]) -> dict[str, float]:
+    """n, mean, sample sd, median. No min/max: extremes single people out."""
+    ordered = sorted(values)
+    return {"mean": round(statistics.fmean(ordered), DIGITS),
+            "sd": round(statistics.stdev(ordered), DIGITS) if len(ordered) > 1 else 0.0,
+            "median": round(statistics.median(ordered), DIGITS)}
+
+
+def raw_counts(docs: Iterable[Mapping[str, Any]], params: Parameters
+               ) -> tuple[dict[str, int], dict[str, list[float]]]:
+    """Unsuppressed cell values and per-feature patient values (stay inside the site)."""
+    cells: dict[str, int] = {"patients": 0}
+    cells.update({f"channel/{c}": 0 for c in params.channels})
+    cells.update({f"label/{label}": 0 for label in LABELS})
+    features: dict[str, list[float]] = {field: [] for field in params.features}
+    for doc in docs:
+        channels = patient_channels(doc, params)
+        cells["patients"] += 1
+        for channel in channels:
+            cells[f"channel/{channel}"] += 1
+        combination = f"combination/{combination_name(channels, params)}"
+        cells[combination] = cells.get(combination, 0) + 1
+        cells[f"label/{patient_label(doc)}"] += 1
+        for field, values in features.items():
+            if (value := patient_feature(doc, field, params)) is not None:
+                values.append(value)
+    return cells, features
+
+
+def pool_combinations(cells: Mapping[str, int], k: int) -> dict[str, int]:
+    """Intersections below k go into one ``other`` cell, so the list of intersections a site
+    publishes never reveals that some rare combination exists there."""
+    pooled = {name: value for name, value in cells.items()
+              if not name.startswith("combination/") or value >= k}
+    pooled[f"combination/{OTHER_COMBINATIONS}"] = sum(
+        value for name, value in cells.items() if name.startswith("combination/") and value < k)
+    return pooled
+
+
+def relations(cells: Iterable[str], params: Parameters) -> list[Relation]:
+    """What the schema tells any reader about how the cells of one site hang together."""
+    names = set(cells)
+    combos = sorted(n for n in names if n.startswith("combination/"))
+    listed = [n for n in combos if n != f"combination/{OTHER_COMBINATIONS}"]
+    other = f"combination/{OTHER_COMBINATIONS}"
+    found: list[Relation] = []
+    if {f"label/{label}" for label in LABELS} <= names:
+        found.append(Relation(("patients",), tuple(f"label/{x}" for x in LABELS), equal=True))
+        found.append(Relation(("label/yes", "label/no"),
+                              tuple(f"channel/{c}" for c in params.label_channels)))
+    if other in names:
+        found.append(Relation(("patients",), tuple(combos), equal=True))
+    for channel in params.channels:
+        name = f"channel/{channel}"
+        if name not in names or other not in names:
+            continue
+        inside = tuple(n for n in listed if channel in n.removeprefix("combination/").split(" + "))
+        found.append(Relation(inside, (name,)))
+        found.append(Relation((name,), inside + (other,)))
+    for field, channels in params.features.items():
+        if f"feature/{field}" in names:
+            found.append(Relation((f"feature/{field}",), tuple(f"channel/{c}" for c in channels)))
+    return found
+
+
+def public_bounds(published: Mapping[str, int | None], k: int
+                  ) -> tuple[dict[str, int], dict[str, int]]:
+    """Floors and ceilings of hidden cells that the schema promises: a listed intersection is at
+    least k (smaller ones are pooled) and the patient total is hidden only below k."""
+    floors = {n: k for n in published if n.startswith("combination/")
+              and n != f"combination/{OTHER_COMBINATIONS}"}
+    return floors, {"patients": k - 1}
+
+
+def site_aggregate(docs: Iterable[Mapping[str, Any]], *, cohort: Cohort, site: str,
+                   profiles: Sequence[Profile], k: int = DEFAULT_K) -> Aggregate:
+    """The publishable aggregate of one site's cohort members (JSON-ready, deterministic)."""
+    if k < 2:
+        raise ValueError(f"k must be at least 2 (got {k}): k=1 suppresses nothing")
+    params = Parameters.from_profiles(profiles)
+    counts, features = raw_counts(docs, params)
+    cells = pool_combinations(counts, k)
+    cells.update({f"feature/{field}": len(values) for field, values in features.items()})
+    floors, ceilings = public_bounds(cells, k)
+    hidden = suppress(cells, relations(cells, params), k, floors=floors, ceilings=ceilings,
+                      keep=frozenset({"patients"}))
+    withheld = hidden is None
+    if withheld:        # nothing but the total can be published safely
+        cells = {"patients": cells["patients"]}
+        hidden = {"patients"} if cells["patients"] < k else set()
+    published = {name: SUPPRESSED if name in hidden else value for name, value in cells.items()}
+    return {
+        "schema": SCHEMA,
+        "cohort": {"name": cohort.name, "sha256": cohort.digest},
+        "site": site, "k": k, "parameters": params.to_json(), "withheld": withheld,
+        "counts": {
+            "patients": published["patients"],
+            "channels": _group(published, "channel/"),
+            "combinations": _group(published, "combination/"),
+            "label": _group(published, "label/")},
+        "features": {
+            field: {"n": published[f"feature/{field}"],
+                    **({} if published[f"feature/{field}"] == SUPPRESSED else summary(values))}
+            for field, values in features.items() if f"feature/{field}" in published},
+    }
+
+
+def _group(published: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    return {name.removeprefix(prefix): value for name, value in sorted(published.items())
+            if name.startswith(prefix)}
+
+
+def published_cells(aggregate: Aggregate) -> dict[str, int | None]:
+    """An aggregate's cells flattened back to names, None where suppressed (the inverse of the
+    grouping above; what the coordinator reasons on)."""
+    counts = aggregate["counts"]
+    flat: dict[str, Any] = {"patients": counts["patients"]}
+    for group, prefix in (("channels", "channel/"), ("combinations", "combination/"),
+                          ("label", "label/")):
+        flat.update({prefix + name: value for name, value in counts[group].items()})
+    flat.update({f"feature/{f}": s["n"] for f, s in aggregate["features"].items()})
+    return {name: None if value == SUPPRESSED else int(value) for name, value in flat.items()}
+
+
+def parameters_of(aggregate: Aggregate) -> Parameters:
+    """The Parameters an aggregate declares (its relations depend on them)."""
+    raw = aggregate["parameters"]
+    return Parameters(tuple(raw["channels"]), {}, tuple(raw["label"]["channels"]),
+                      {f: tuple(c) for f, c in raw["features"].items()})

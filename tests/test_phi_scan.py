@@ -1,0 +1,80 @@
+"""The PHI scanner: silent on a clean export, and it does find planted identifying values."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pydicom
+import pytest
+
+from srcohort.export.phi_scan import phi_values, scan_export, scan_file
+from tests.test_deidentify import deidentify_all
+
+
+@pytest.fixture(scope="module")
+def export(converted: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, set[str]]:
+    """A de-identified copy of every converted object and the PHI of the sources."""
+    out = tmp_path_factory.mktemp("export")
+    sources = deidentify_all(converted, out / "data")
+    return out, phi_values(pydicom.dcmread(s, stop_before_pixels=True) for s in sources)
+
+
+@pytest.fixture
+def source(converted: Path) -> pydicom.Dataset:
+    return pydicom.dcmread(sorted(converted.glob("*/dicom/**/*.dcm"))[0])
+
+
+def test_clean_export_has_no_findings(export: tuple[Path, set[str]]) -> None:
+    root, phi = export
+    assert len(phi) > 50
+    assert scan_export(root, phi) == []
+
+
+def test_phi_values_cover_names_ids_dates_and_uids(source: pydicom.Dataset) -> None:
+    phi = phi_values([source])
+    family, given = str(source.PatientName).split("^")[:2]
+    birth = source.PatientBirthDate
+    assert {source.PatientID, family, given, source.StudyInstanceUID, birth,
+            f"{birth[:4]}-{birth[4:6]}-{birth[6:]}", f"{birth[6:]}.{birth[4:6]}.{birth[:4]}"} <= phi
+    assert source.SOPClassUID not in phi and source.PatientSex not in phi
+    assert all(sum(c.isalnum() for c in v) >= 4 for v in phi)
+
+
+def test_planted_phi_is_found(export: tuple[Path, set[str]], source: pydicom.Dataset,
+                              tmp_path: Path) -> None:
+    _, phi = export
+    family = str(source.PatientName).split("^")[0]
+    pd.DataFrame({"pseudonym": ["P1"], "note": [f"seen: {source.PatientName}"]}).to_parquet(
+        tmp_path / "patients.parquet")
+    image = nib.Nifti1Image(np.zeros((2, 2, 2), np.int16), np.eye(4))
+    image.header["descrip"] = f"born {source.PatientBirthDate}".encode()
+    nib.save(image, tmp_path / "ct.nii.gz")
+    (tmp_path / "export.json").write_text(json.dumps({"study": source.StudyInstanceUID}))
+    np.save(tmp_path / "clean.npy", np.zeros(3))
+    findings = {(Path(f.path).name, f.value, f.where) for f in scan_export(tmp_path, phi)}
+    assert ("patients.parquet", family, "parquet column note") in findings
+    assert ("ct.nii.gz", source.PatientBirthDate, "nifti header") in findings
+    assert ("export.json", source.StudyInstanceUID, "text") in findings
+    assert not any(name == "clean.npy" for name, _, _ in findings)
+
+
+def test_an_original_dicom_is_found(export: tuple[Path, set[str]], source: pydicom.Dataset,
+                                    tmp_path: Path) -> None:
+    _, phi = export
+    source.save_as(tmp_path / "leak.dcm", enforce_file_format=True)
+    wheres = {f.where for f in scan_file(tmp_path / "leak.dcm", phi)}
+    assert {"dicom PatientID", "dicom PatientName", "dicom bytes"} <= wheres
+
+
+def test_values_glued_to_other_characters_do_not_match(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("2.25.1230000007456,P0000007x\n")
+    with gzip.open(tmp_path / "b.bin.gz", "wt") as stream:
+        stream.write("x")
+    assert scan_export(tmp_path, {"0000007"}) == []
+    (tmp_path / "a.csv").write_text("id,0000007\n")
+    assert [f.value for f in scan_export(tmp_path, {"0000007"})] == ["0000007"]
