@@ -7,7 +7,8 @@ second and MB written, plus peak memory:
 * baseline ``copy``: the cohort samples' source files copied as they are (the I/O floor:
   no decoding, no de-identification);
 * ``dicom``: the de-identified DICOM export (exporter.py, the PS3.15 profile per file);
-* ``unified``: the training export (NIfTI CT and masks, ECG arrays, Parquet, card, PHI scan);
+* ``unified``: the training export (NIfTI CT and masks, ECG arrays, Parquet, card, PHI scan),
+  in one process and on every core;
 * ``unified, resumed``: the same export run again over its own output (every patient's
   checksums verified and skipped; the tables, card and the PHI scan redone).
 
@@ -89,6 +90,10 @@ def main() -> None:
                        for files in series_files(client, series_index, choose_sample(
                            patient, anchor=settings.anchor).series).values() for f in files]
             source_mb = sum(os.path.getsize(f) for f in sources) / 1e6
+            every_series = [f for patient in patients for uids in [
+                {s["series_instance_uid"] for s in patient["series"]}]
+                for files in series_files(client, series_index, uids).values() for f in files]
+            dicom_mb = sum(os.path.getsize(f) for f in every_series) / 1e6
 
             def copy(out: Path) -> int:
                 out.mkdir(parents=True)
@@ -99,30 +104,33 @@ def main() -> None:
             def dicom(out: Path) -> int:
                 return export_cohort(client, cohort, out, prefix=PREFIX, secret=SECRET).patients
 
-            def unified(out: Path) -> int:
+            def unified(out: Path, workers: int | None = None) -> int:
                 return export_training(client, cohort, out, secret=SECRET, prefix=PREFIX,
-                                       settings=settings).patients
+                                       settings=settings, workers=workers).patients
 
-            rows = [("copy (baseline)", *_best(args.repeat, copy, work / "copy")),
-                    ("dicom", *_best(args.repeat, dicom, work / "dicom")),
-                    ("unified", *_best(args.repeat, unified, work / "unified"))]
+            rows = [("copy (baseline)", source_mb, *_best(args.repeat, copy, work / "copy")),
+                    ("dicom", dicom_mb, *_best(args.repeat, dicom, work / "dicom")),
+                    ("unified, 1 process", source_mb, *_best(
+                        args.repeat, lambda out: unified(out, workers=1), work / "serial")),
+                    ("unified", source_mb, *_best(args.repeat, unified, work / "unified"))]
             resumed_out = work / "unified" / f"run-{args.repeat - 1}"
             start = time.perf_counter()
             resumed = unified(resumed_out)
-            rows.append(("unified, resumed", time.perf_counter() - start, resumed,
+            rows.append(("unified, resumed", source_mb, time.perf_counter() - start, resumed,
                          _size(resumed_out)))
     finally:
         server.stop()
 
     print(f"{args.sites} sites x {args.patients_per_site} patients, cohort {args.cohort}: "
-          f"{rows[0][2]} patients, {len(sources)} source files, {source_mb:.1f} MB read per "
-          f"export; best of {args.repeat} runs")
-    print(f"{'path':<20}{'seconds':>9}{'patients/s':>12}{'source MB/s':>13}{'MB written':>12}"
-          f"{'x copy':>9}")
-    baseline = rows[0][1]
-    for name, seconds, patients, written in rows:
-        print(f"{name:<20}{seconds:>9.2f}{patients / seconds:>12.1f}{source_mb / seconds:>13.1f}"
-              f"{written / 1e6:>12.1f}{seconds / baseline:>9.1f}")
+          f"{rows[0][3]} patients; the samples' {len(sources)} source files hold "
+          f"{source_mb:.1f} MB, all {len(every_series)} files of their series {dicom_mb:.1f} MB "
+          f"(what the DICOM export reads); best of {args.repeat} runs; {os.cpu_count()} cores")
+    print(f"{'path':<20}{'seconds':>9}{'patients/s':>12}{'read MB/s':>11}{'MB written':>12}"
+          f"{'written MB/s':>14}{'x copy':>8}")
+    baseline = rows[0][2]
+    for name, read_mb, seconds, patients, written in rows:
+        print(f"{name:<20}{seconds:>9.2f}{patients / seconds:>12.1f}{read_mb / seconds:>11.1f}"
+              f"{written / 1e6:>12.1f}{written / 1e6 / seconds:>14.1f}{seconds / baseline:>8.1f}")
     print(f"peak memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 

@@ -115,9 +115,9 @@ def test_every_report_conforms_to_the_ecg_report_profile() -> None:
 
 def test_profile_declares_exactly_the_codes_the_report_writes() -> None:
     (profile,) = [p for p in load_profiles() if p.template == "3700"]
-    findings = profile.nodes[("DCM:122145", "SCT:271921002")]
+    findings = profile.nodes[(("DCM:122145", "SCT:271921002"), "CODE")]
     assert set(findings.values) == {_key(finding.code) for finding in EcgFinding}
-    measured = {path[2] for path in profile.nodes
+    measured = {path[2] for path, _ in profile.nodes
                 if path[:2] == ("DCM:122144", "DCM:122158") and len(path) == 3}
     assert measured == {_key(code) for code in codes.ECG_MEASUREMENTS.values()}
 

@@ -122,7 +122,8 @@ def _report(ct: pydicom.Dataset, finding: Code, diameter: float, impression: str
                               "Test Hospital Radiology", relationship_type="HAS OBS CONTEXT"),
         section(Code("121060", "DCM", "History"),
                 text(Code("121060", "DCM", "History"), "Follow-up of a known vascular finding.")),
-        section(Code("121070", "DCM", "Findings"), coded_finding),
+        section(Code("121070", "DCM", "Findings"), coded_finding,
+                text(FINDING, "Mural thrombus along the aneurysm wall.")),   # TID 2002 TEXT
         section(Code("121072", "DCM", "Impressions"), narrative),
         section(Code("121076", "DCM", "Conclusions"),
                 text(Code("121077", "DCM", "Conclusion"), conclusion)),
@@ -181,7 +182,8 @@ def test_report_is_recognised_conforms_and_names_its_fields() -> None:
     annotation = sr_annotation(sr)
     assert annotation["profile"] == PROFILE
     assert annotation["fields"] == {
-        "finding_code": "SCT:233985008", "diameter": 52.0, "impression_text":
+        "finding_code": "SCT:233985008", "diameter": 52.0,
+        "finding_text": "Mural thrombus along the aneurysm wall.", "impression_text":
         "Infrarenal aortic aneurysm.", "conclusion": "AAA.", "history":
         "Follow-up of a known vascular finding.", "recommendation": "Follow-up CT in 12 months.",
         "procedure_reported": "SCT:77477000"}

@@ -31,6 +31,7 @@ from srcohort.export.verify import Subject, verify_export
 from srcohort.index.mapping import DEFAULT_PREFIX
 from srcohort.index.opensearch import index_names
 from srcohort.logs import get_logger, progress
+from srcohort.parallel import fork_map
 from srcohort.sr.profiles import default_profiles
 
 log = get_logger(__name__)
@@ -55,8 +56,9 @@ def export_cohort(client: OpenSearch, cohort: Cohort, out_dir: Path, *, prefix: 
     columns = feature_columns(default_profiles())
     patient_rows: list[dict] = []
     file_rows: list[dict] = []
+    jobs: list[tuple[str, Path, Deidentifier]] = []
     subjects: dict[str, Subject] = {}
-    for patient in progress(patients, total=len(patients), what="patients exported", logger=log):
+    for patient in patients:
         alias = pseudonym(secret, patient["site"], patient["patient_id"])
         patient_rows.append({"pseudonym": alias, "site": patient["site"],
                              "modalities": ",".join(patient["modalities"]),
@@ -70,9 +72,13 @@ def export_cohort(client: OpenSearch, cohort: Cohort, out_dir: Path, *, prefix: 
             folder = Path("data") / alias / f"{doc['modality']}-{counters[doc['modality']]}"
             for n, source in enumerate(doc["files"], start=1):
                 rel = folder / f"{n:04d}.dcm"
-                digest = _write(source, out_dir / rel, Deidentifier(secret, patient["site"]))
+                jobs.append((source, out_dir / rel, Deidentifier(secret, patient["site"])))
                 file_rows.append({"pseudonym": alias, "modality": doc["modality"],
-                                  "path": str(rel), "sha256": digest})
+                                  "path": str(rel)})
+    with fork_map(_write, jobs, chunksize=8) as digests:
+        for row, digest in progress(zip(file_rows, digests), total=len(jobs),
+                                    what="files exported", logger=log):
+            row["sha256"] = digest
     manifest = out_dir / "manifest"
     manifest.mkdir(parents=True, exist_ok=True)
     for name, rows in (("patients", patient_rows), ("files", file_rows)):
@@ -89,7 +95,8 @@ def export_cohort(client: OpenSearch, cohort: Cohort, out_dir: Path, *, prefix: 
     return ExportResult(len(patient_rows), len(file_rows), str(manifest / "export.json"))
 
 
-def _write(source: str, target: Path, deidentifier: Deidentifier) -> str:
+def _write(job: tuple[str, Path, Deidentifier]) -> str:
+    source, target, deidentifier = job
     ds = deidentifier.dataset(pydicom.dcmread(source))
     target.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(target, enforce_file_format=True)

@@ -65,7 +65,7 @@ def feature_columns(profiles: Iterable[Profile]) -> list[Column]:
     columns: list[Column] = []
     seen: set[str] = set()
     for profile in sorted(profiles, key=lambda p: p.template):
-        for path, node in profile.fields.items():
+        for (path, _), node in profile.fields.items():
             if node.filter not in EXPORTED_KINDS or node.field is None:
                 continue
             name = f"{profile_slug(profile.template)}.{node.field}"

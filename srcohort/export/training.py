@@ -46,6 +46,7 @@ from srcohort.export.volumes import (Volume, VolumeError, canonical, ct_volume, 
 from srcohort.index.mapping import DEFAULT_PREFIX
 from srcohort.index.opensearch import index_names
 from srcohort.logs import get_logger, progress
+from srcohort.parallel import fork_map
 from srcohort.sr.profiles import default_profiles
 
 log = get_logger(__name__)
@@ -90,12 +91,13 @@ class TrainingExportResult:
 
 def export_training(client: OpenSearch, cohort: Cohort, out_dir: Path, *, secret: bytes,
                     prefix: str = DEFAULT_PREFIX,
-                    settings: TrainingSettings = TrainingSettings(),
+                    settings: TrainingSettings = TrainingSettings(), workers: int | None = None,
                     on_patient: Callable[[str], None] | None = None) -> TrainingExportResult:
     """Export ``cohort`` from the index at ``prefix`` into ``out_dir`` (see the module doc).
 
-    ``on_patient`` is called after each patient is written (progress hooks, tests that
-    interrupt an export).
+    Patients are written by ``workers`` processes (default: every core); records, tables and
+    the verification stay in this process. ``on_patient`` is called after each patient is
+    recorded, in cohort order (progress hooks, tests that interrupt an export).
     """
     start = time.monotonic()
     series_index, _ = index_names(prefix)
@@ -104,24 +106,27 @@ def export_training(client: OpenSearch, cohort: Cohort, out_dir: Path, *, secret
     state = ExportState(out_dir, {
         "format": FORMAT, "cohort_sha256": cohort.digest, "settings": settings.to_dict(),
         "secret": hashlib.sha256(b"srcohort-export-identity\x1f" + secret).hexdigest()[:16]})
-    records: list[dict[str, Any]] = []
     subjects: dict[str, Subject] = {}
-    resumed = 0
-    for patient in progress(patients, total=len(patients), what="patients exported", logger=log):
-        deid = Deidentifier(secret, patient["site"])
-        alias = deid.pseudonym(patient["patient_id"])
+    done: dict[str, dict[str, Any]] = {}
+    jobs: list[_Job] = []
+    for patient in patients:
+        alias = Deidentifier(secret, patient["site"]).pseudonym(patient["patient_id"])
         sample = choose_sample(patient, anchor=settings.anchor)
         files = series_files(client, series_index, sample.series)
         subjects[alias] = Subject(patient, [f for uid in sorted(files) for f in files[uid]])
-        record = state.done(alias)
-        if record is None:
-            record = _write_patient(out_dir, patient, alias, sample, files, columns, settings)
-            state.record(alias, record)
+        if (record := state.done(alias)) is not None:
+            done[alias] = record
         else:
-            resumed += 1
-        records.append(record)
-        if on_patient is not None:
-            on_patient(alias)
+            jobs.append((out_dir, patient, alias, sample, files, columns, settings))
+    records: list[dict[str, Any]] = list(done.values())
+    with fork_map(_write_job, jobs, workers=workers) as results:
+        for alias, record in progress(zip((job[2] for job in jobs), results), total=len(jobs),
+                                      what="patients exported", logger=log):
+            state.record(alias, record)
+            records.append(record)
+            if on_patient is not None:
+                on_patient(alias)
+    resumed = len(done)
     state.forget_except({r["row"]["pseudonym"] for r in records}, FOLDERS)
     table = write_atomic(out_dir / PATIENTS_TABLE,
                          _patients_table(records, columns, settings.label.field))
@@ -140,6 +145,13 @@ def export_training(client: OpenSearch, cohort: Cohort, out_dir: Path, *, secret
     log.info("training export complete", extra={k: v for k, v in result.to_dict().items()
                                                  if k != "problems"})
     return result
+
+
+_Job = tuple[Path, dict, str, Sample, dict[str, list[str]], Sequence[Column], TrainingSettings]
+
+
+def _write_job(job: _Job) -> dict[str, Any]:
+    return _write_patient(*job)
 
 
 def _write_patient(out_dir: Path, patient: dict, alias: str, sample: Sample,

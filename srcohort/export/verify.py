@@ -25,6 +25,7 @@ from pydicom.dataset import Dataset
 
 from srcohort.export.phi_scan import PhiFinding, phi_values, scan_file
 from srcohort.logs import get_logger
+from srcohort.parallel import fork_map
 
 log = get_logger(__name__)
 _DATE = re.compile(r"\d{8}|\d{4}-\d{2}-\d{2}|\d{2}\.\d{2}\.\d{4}")
@@ -51,20 +52,26 @@ class PhiFound(RuntimeError):
 
 def verify_export(root: Path, subjects: Mapping[str, Subject]) -> None:
     """Raise ``PhiFound`` when a source value appears under ``root``; ``subjects`` by pseudonym."""
-    own = {alias: phi_values(_headers(s.sources)) | phi_values(_document_datasets(s.patient))
-           for alias, s in subjects.items()}
-    dates = {alias: {v for v in values if _DATE.fullmatch(v)} for alias, values in own.items()}
-    every_date = set().union(*dates.values())
-    shared = set().union(*own.values()) - every_date
-    findings: list[PhiFinding] = []
-    files = sorted(p for p in root.rglob("*") if p.is_file())
-    for path in files:
+    with fork_map(_subject_values, list(subjects.values())) as values:
+        own = dict(zip(subjects, values))
+    everything = set().union(*own.values())
+
+    def scan(path: Path) -> list[PhiFinding]:   # one matcher for all values; dates per file
         alias = _owner(path.relative_to(root), own)
-        findings += scan_file(path, shared | (dates[alias] if alias else every_date))
-    log.info("export verified", extra={"files": len(files), "values_checked": len(shared) +
-                                       len(every_date), "findings": len(findings)})
+        return [f for f in scan_file(path, everything)
+                if alias is None or not _DATE.fullmatch(f.value) or f.value in own[alias]]
+
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    with fork_map(scan, files, chunksize=16) as results:
+        findings = [finding for found in results for finding in found]
+    log.info("export verified", extra={"files": len(files), "values_checked": len(everything),
+                                       "findings": len(findings)})
     if findings:
         raise PhiFound(root, findings)
+
+
+def _subject_values(subject: Subject) -> set[str]:
+    return phi_values(_headers(subject.sources)) | phi_values(_document_datasets(subject.patient))
 
 
 def _owner(rel: Path, aliases: Mapping[str, object]) -> str | None:

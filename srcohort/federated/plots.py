@@ -96,6 +96,7 @@ def label_balance(combined: "Combined", path: Path) -> Path:
                         ha="center", va="bottom", fontsize=7)
         ax.set_xticks(x, combined.sites, rotation=45, ha="right", fontsize=7)
         ax.set_title(f"pacemaker: {label}")
+        ax.margins(y=0.15)          # room for the value labels above the tallest bar
     axes[0].set_ylabel("patients")
     fig.suptitle(f"{combined.cohort['name']}: label balance (hatched: suppressed, "
                  f"k={combined.k})", fontsize=9)

@@ -57,9 +57,8 @@ def profile_fields(ds: Dataset, profile: Profile) -> dict[str, Any]:
     fields: dict[str, list[Any]] = {}
     declared = profile.fields
     for path, item in walk_items(ds):
-        node = declared.get(path)
-        if node is not None and node.value_type == item.get("ValueType") \
-                and (value := _field_value(item)) is not None:
+        node = declared.get((path, str(item.get("ValueType", ""))))
+        if node is not None and (value := _field_value(item)) is not None:
             fields.setdefault(node.field, []).append(value)
     return {name: values[0] if len(values) == 1 else values
             for name, values in sorted(fields.items())}

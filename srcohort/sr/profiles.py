@@ -21,6 +21,9 @@ from srcohort.codes import concept_key
 TEMPLATES_DIR = Path(os.environ.get("SRCOHORT_TEMPLATES",
                                     Path(__file__).resolve().parents[2] / "sr_templates"))
 Path_ = tuple[str, ...]
+# A node is identified by its concept path and value type: TID 2002 allows a TEXT and a CODE
+# statement with the same concept name side by side (Findings > Finding as text and as code).
+NodeKey = tuple[Path_, str]
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,7 @@ class Profile:
     name: str
     template_id: str | None
     root: str | None
-    nodes: dict[Path_, Node]
+    nodes: dict[NodeKey, Node]
 
     def matches(self, ds: Dataset) -> bool:
         """Recognise an SR by its template identifier, else by its root concept."""
@@ -58,10 +61,13 @@ class Profile:
             return template_id == self.template_id and (self.root is None or root == self.root)
         return root == self.root and not template_id
 
+    def node(self, path: Path_, value_type: str) -> Node | None:
+        return self.nodes.get((path, value_type))
+
     @property
-    def fields(self) -> dict[Path_, Node]:
-        """Paths declared filterable under a field name."""
-        return {path: node for path, node in self.nodes.items() if node.field}
+    def fields(self) -> dict[NodeKey, Node]:
+        """Nodes declared filterable under a field name."""
+        return {key: node for key, node in self.nodes.items() if node.field}
 
     @property
     def anchors(self) -> dict[str, str]:
@@ -85,12 +91,12 @@ def profile_for(ds: Dataset, profiles: Iterable[Profile]) -> Profile | None:
 
 def _profile(path: Path) -> Profile:
     raw = yaml.safe_load(path.read_text("utf-8"))
-    nodes: dict[Path_, Node] = {}
+    nodes: dict[NodeKey, Node] = {}
 
     def walk(items: list[dict[str, Any]], parent: Path_) -> None:
         for item in items:
             here = parent + (str(item["concept"]),)
-            nodes[here] = Node(here, str(item["value_type"]),
+            nodes[(here, str(item["value_type"]))] = Node(here, str(item["value_type"]),
                                tuple(str(v) for v in item.get("values", [])),
                                item.get("filter"), bool(item.get("required", False)),
                                item.get("anchor"), item.get("field"), item.get("unit"))
@@ -124,16 +130,17 @@ def content_items(ds: Dataset) -> Iterator[tuple[Path_, str, str | None]]:
 def nonconformities(ds: Dataset, profile: Profile) -> list[str]:
     """What in ``ds`` the profile does not declare, and what it requires but ``ds`` lacks."""
     problems: list[str] = []
-    seen: set[Path_] = set()
+    seen: set[NodeKey] = set()
     for path, value_type, value in content_items(ds):
-        seen.add(path)
-        node = profile.nodes.get(path)
+        seen.add((path, value_type))
+        node = profile.node(path, value_type)
         if node is None:
-            problems.append(f"{'/'.join(path)} ({value_type}) is not in template {profile.template}")
-        elif node.value_type != value_type:
-            problems.append(f"{'/'.join(path)} is {value_type}, template says {node.value_type}")
+            declared = sorted(vt for p, vt in profile.nodes if p == path)
+            problems.append(f"{'/'.join(path)} is {value_type}, template says "
+                            f"{' or '.join(declared)}" if declared else
+                            f"{'/'.join(path)} ({value_type}) is not in template {profile.template}")
         elif node.values and value not in node.values:
             problems.append(f"{'/'.join(path)} = {value} is not an allowed value")
     problems += [f"{'/'.join(p)} is required by template {profile.template}"
-                 for p, node in profile.nodes.items() if node.required and p not in seen]
+                 for (p, vt), node in profile.nodes.items() if node.required and (p, vt) not in seen]
     return problems
