@@ -9,8 +9,9 @@ outcome, TID 1500 planning, and all three together) it prints SRs per second for
   same content), one process;
 * srcohort's path: a fresh process's first pass (its prototypes still to be built), one warm
   process, and all cores: a fresh pool per run whose workers are forked once this process holds
-  the prototypes and get the patients at fork (what convert/site.py does: ``_build_all`` builds
-  one patient, then forks workers whose initializer ``_adopt`` hands them the jobs), and, for
+  the prototypes and get the patients at fork (what convert/site.py does through
+  ``srcohort.parallel.fork_map``: the first patient in this process, then workers forked after
+  it that inherit the jobs), and, for
   comparison, the same pool with every chunk's inputs pickled (how site.py sent them before it
   adopted the fork hand-over);
 

@@ -174,10 +174,11 @@ def _connection_options(parser: argparse.ArgumentParser, prefix: bool = True) ->
 
 def _k(text: str) -> int:
     """k below 2 would suppress nothing: refuse it at the command line."""
-    value = int(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"k must be at least 2 (got {value})")
-    return value
+    from srcohort.federated.aggregate import check_k
+    try:
+        return check_k(int(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:

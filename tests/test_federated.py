@@ -20,7 +20,8 @@ from srcohort.federated.aggregate import (LABELS, Parameters, patient_label, pub
                                           published_cells, relations, site_aggregate)
 from srcohort.federated.combine import pooled
 from srcohort.federated.plots import LABEL_BALANCE, UPSET
-from srcohort.federated.site import dumps, run_site
+from srcohort.canonical import canonical_json as dumps
+from srcohort.federated.site import run_site
 from srcohort.federated.suppression import Relation, intervals, suppress
 from srcohort.sr.profiles import default_profiles
 

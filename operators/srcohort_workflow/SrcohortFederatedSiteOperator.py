@@ -19,14 +19,12 @@ AGGREGATE_FILE = "{site}.json"
 
 
 def k_setting(value: str) -> int:
-    """The suppression threshold from the form: an integer of at least 2."""
+    """The suppression threshold from the form, checked as the CLI checks it."""
+    from srcohort.federated.aggregate import check_k
     try:
-        k = int(value)
-    except ValueError:
-        k = 0
-    if k < 2:
-        raise AirflowException(f"workflow_form.k must be an integer >= 2, got {value!r}")
-    return k
+        return check_k(int(value))
+    except ValueError as error:
+        raise AirflowException(f"workflow_form.k: {error} (got {value!r})") from None
 
 
 class SrcohortFederatedSiteOperator(SrcohortStep):

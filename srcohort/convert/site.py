@@ -9,11 +9,9 @@ overwrites the same files with the same objects.
 from __future__ import annotations
 
 import functools
-import multiprocessing
 import os
 import shutil
 from collections import defaultdict
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Iterable
 
@@ -23,6 +21,7 @@ from srcohort.convert.patients import PatientInputs, build_patient
 from srcohort.convert.report import ConversionReport, Quarantine
 from srcohort.convert.signals import UNKNOWN_PATIENT, convert_ecgs, convert_segmentations
 from srcohort.logs import get_logger, progress
+from srcohort.parallel import fork_map
 from srcohort.sources.images import Series, scan_series
 from srcohort.sources.mapping import SiteMapping, load_mapping
 from srcohort.sources.tables import RowError, TableRecord, read_table
@@ -129,19 +128,11 @@ def _read(*, spec_name: str, mapping: SiteMapping, quarantine: Quarantine
 
 def _build_all(patients: dict[str, PatientInputs], root: Path, site_dir: Path,
                report: ConversionReport, quarantine: Quarantine, workers: int | None) -> None:
-    """Build SRs patient by patient, in worker processes when more than one core is free."""
+    """Build SRs patient by patient, in worker processes when more than one core is free (the
+    first patient in this process, so the workers inherit highdicom's tables and prototypes)."""
     jobs = [(inputs, root) for _, inputs in sorted(patients.items())]
-    workers = workers or os.cpu_count() or 1
-    results: Iterable
-    if workers > 1 and len(jobs) > 1:
-        build_patient(jobs[0][0])     # forked workers inherit highdicom's tables and prototypes
-        pool = ProcessPoolExecutor(max_workers=workers, initializer=_adopt, initargs=(jobs,),
-                                   mp_context=multiprocessing.get_context("fork"))
-        results = pool.map(_build_and_write_adopted, range(len(jobs)),
-                           chunksize=max(1, len(jobs) // (4 * workers)))
-    else:
-        pool, results = None, map(_build_and_write, jobs)
-    try:
+    chunksize = max(1, len(jobs) // (4 * (workers or os.cpu_count() or 1)))
+    with fork_map(_build_and_write, jobs, workers=workers, chunksize=chunksize) as results:
         written: dict[tuple[Path, int], list[str]] = defaultdict(list)
         for outputs, errors in progress(results, total=len(jobs), what="patients", logger=log):
             for error in errors:
@@ -149,24 +140,8 @@ def _build_all(patients: dict[str, PatientInputs], root: Path, site_dir: Path,
             for path, sources in outputs:
                 for source in sources:
                     written[source].append(path)
-        for (file, line), paths in sorted(written.items()):
-            report.converted(file, site_dir, line, outputs=paths)
-    finally:
-        if pool is not None:
-            pool.shutdown()
-
-
-_ADOPTED: list[tuple[PatientInputs, Path]] = []
-
-
-def _adopt(jobs: list[tuple[PatientInputs, Path]]) -> None:
-    """Worker initializer: the jobs, inherited at fork instead of pickled one by one."""
-    _ADOPTED[:] = jobs
-
-
-def _build_and_write_adopted(index: int
-                             ) -> tuple[list[tuple[str, list[tuple[Path, int]]]], list[RowError]]:
-    return _build_and_write(_ADOPTED[index])
+    for (file, line), paths in sorted(written.items()):
+        report.converted(file, site_dir, line, outputs=paths)
 
 
 def _build_and_write(job: tuple[PatientInputs, Path]

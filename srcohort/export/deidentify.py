@@ -37,7 +37,7 @@ TABLE_FILE = Path(__file__).with_name("ps3.15-table-e1-1.txt")
 
 
 class Rule(NamedTuple):
-    """One row of Table E.1-1: the Basic Profile action and the option flags (see ``TABLE_FILE``)."""
+    """One row of Table E.1-1: the Basic Profile action and the option flags (``TABLE_FILE``)."""
 
     action: str
     flags: str

@@ -12,7 +12,7 @@ No original identifier leaves through the manifests: patients appear only as pse
 
 from __future__ import annotations
 
-import hashlib
+import io
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,6 +27,7 @@ from srcohort.export.deidentify import Deidentifier
 from srcohort.export.features import feature_columns, patient_features
 from srcohort.export.pseudonym import pseudonym
 from srcohort.export.selection import patient_series
+from srcohort.export.state import write_atomic
 from srcohort.export.verify import Subject, verify_export
 from srcohort.index.mapping import DEFAULT_PREFIX
 from srcohort.index.opensearch import index_names
@@ -96,11 +97,11 @@ def export_cohort(client: OpenSearch, cohort: Cohort, out_dir: Path, *, prefix: 
 
 
 def _write(job: tuple[str, Path, Deidentifier]) -> str:
+    """De-identify one file; write it atomically and return its sha256 (hashed in memory)."""
     source, target, deidentifier = job
-    ds = deidentifier.dataset(pydicom.dcmread(source))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(target, enforce_file_format=True)
-    return hashlib.sha256(target.read_bytes()).hexdigest()
+    buffer = io.BytesIO()
+    deidentifier.dataset(pydicom.dcmread(source)).save_as(buffer, enforce_file_format=True)
+    return write_atomic(target, buffer.getvalue())["sha256"]
 
 
 def _per_site(rows: list[dict]) -> dict[str, int]:

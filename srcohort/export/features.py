@@ -10,10 +10,11 @@ every site writes the same schema, whether or not its patients have a value. Kin
 * text and geometric fields are not exported: free text may identify, and a graphic type
   is not a feature.
 
-When a patient has several SRs of one template (two ECG reports), the one belonging to the
-selected sample (it references a selected series) is used, else the latest on or before the
-anchor event, else the earliest after it (``choose_annotation``). Ages are top-coded at 90, as
-HIPAA's Safe Harbor and the Retain Patient Characteristics option's guidance suggest.
+When a patient has several SRs of one template (two ECG reports), those belonging to the
+selected sample (they reference a selected series) are preferred, and among them the sample's
+own date rule decides: the latest on or before the anchor event, else the earliest after it,
+else the latest (``choose_annotation``). Ages are top-coded at 90, as HIPAA's Safe Harbor and
+the Retain Patient Characteristics option's guidance suggest.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
+from srcohort.export.selection import sample_rank
 from srcohort.sr.profiles import Profile
 
 EXPORTED_KINDS = ("qualitative", "quantitative", "date")
@@ -79,19 +81,13 @@ def feature_columns(profiles: Iterable[Profile]) -> list[Column]:
 
 def choose_annotation(annotations: Sequence[dict], *, selected_series: set[str],
                       anchor: str) -> dict | None:
-    """The annotation that speaks for the patient's sample (see the module docstring)."""
+    """The annotation that speaks for the patient's sample: one referencing a selected series
+    if any, chosen by the sample's own date rule (``selection.sample_rank``)."""
     if not annotations:
         return None
     linked = [a for a in annotations if selected_series & set(a.get("referenced_series", []))]
-    pool = linked or list(annotations)
-
-    def key(annotation: dict) -> tuple:
-        offset = annotation.get("days_from", {}).get(anchor)
-        if offset is None:
-            return (2, 0, annotation.get("sop_instance_uid", ""))
-        return (0, -offset, annotation.get("sop_instance_uid", "")) if offset <= 0 \
-            else (1, offset, annotation.get("sop_instance_uid", ""))
-    return min(pool, key=key)
+    return min(linked or annotations,
+               key=lambda a: sample_rank(a, anchor, uid_key="sop_instance_uid"))
 
 
 def patient_features(patient: dict[str, Any], columns: Sequence[Column], *,

@@ -18,7 +18,7 @@ import struct
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import AbstractSet, Iterable, Iterator
 
 import pyarrow.parquet as pq
 import pydicom
@@ -66,7 +66,7 @@ def phi_values(datasets: Iterable[Dataset]) -> set[str]:
     return {v for v in values if _is_specific(v)}
 
 
-def scan_file(path: Path, phi: set[str]) -> list[PhiFinding]:
+def scan_file(path: Path, phi: AbstractSet[str]) -> list[PhiFinding]:
     """Findings of ``phi`` in one file, read as its type stores text."""
     if not phi:
         return []
@@ -87,10 +87,11 @@ def scan_file(path: Path, phi: set[str]) -> list[PhiFinding]:
     return [PhiFinding(str(path), value, where) for value, where in dict.fromkeys(hits)]
 
 
-def scan_export(root: Path, phi: set[str]) -> list[PhiFinding]:
+def scan_export(root: Path, phi: AbstractSet[str]) -> list[PhiFinding]:
     """Findings of ``phi`` in every file under ``root``."""
+    values = frozenset(phi)     # scan_file's matcher cache is keyed by it: hashed once
     return [finding for path in sorted(root.rglob("*")) if path.is_file()
-            for finding in scan_file(path, phi)]
+            for finding in scan_file(path, values)]
 
 
 def _walk(ds: Dataset) -> Iterator[DataElement]:

@@ -31,11 +31,13 @@ class Sample:
         return {uid for uid in (self.ct, self.ecg, *self.segs) if uid}
 
 
-def _rank(series: Document, anchor: str) -> tuple:
-    offset = series.get("days_from", {}).get(anchor)
-    uid = series["series_instance_uid"]
+def sample_rank(item: Document, anchor: str, uid_key: str = "series_instance_uid") -> tuple:
+    """Sort key of the rule above for a series or an annotation (smallest is chosen): both
+    carry ``days_from`` and ``study_date`` from the patient roll-up."""
+    offset = item.get("days_from", {}).get(anchor)
+    uid = item.get(uid_key, "")
     if offset is None:
-        date = int((series.get("study_date") or "0").replace("-", ""))
+        date = int((item.get("study_date") or "0").replace("-", ""))
         return (2, -date, uid)                                  # the latest first
     return (0, -offset, uid) if offset <= 0 else (1, offset, uid)
 
@@ -44,7 +46,7 @@ def choose_series(series: Sequence[Document], modality: str, anchor: str) -> str
     candidates = [s for s in series if s.get("modality") == modality]
     if not candidates:
         return None
-    return min(candidates, key=lambda s: _rank(s, anchor))["series_instance_uid"]
+    return min(candidates, key=lambda s: sample_rank(s, anchor))["series_instance_uid"]
 
 
 def choose_sample(patient: Document, *, anchor: str) -> Sample:

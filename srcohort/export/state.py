@@ -18,6 +18,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from srcohort.canonical import canonical_json
+
 IDENTITY = "export-identity.json"
 PROGRESS = "progress"
 COMPLETE = "COMPLETE"
@@ -37,8 +39,7 @@ def write_atomic(path: Path, data: bytes) -> dict[str, Any]:
 
 
 def json_bytes(value: Any) -> bytes:
-    """Canonical JSON: sorted keys, fixed separators, UTF-8, so equal content is equal bytes."""
-    return (json.dumps(value, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+    return canonical_json(value).encode("utf-8")
 
 
 def file_sha256(path: Path) -> str:

@@ -109,10 +109,12 @@ def export_training(client: OpenSearch, cohort: Cohort, out_dir: Path, *, secret
     subjects: dict[str, Subject] = {}
     done: dict[str, dict[str, Any]] = {}
     jobs: list[_Job] = []
-    for patient in patients:
+    samples = [choose_sample(patient, anchor=settings.anchor) for patient in patients]
+    every_file = series_files(client, series_index,          # one request for the cohort
+                              {uid for sample in samples for uid in sample.series})
+    for patient, sample in zip(patients, samples):
         alias = Deidentifier(secret, patient["site"]).pseudonym(patient["patient_id"])
-        sample = choose_sample(patient, anchor=settings.anchor)
-        files = series_files(client, series_index, sample.series)
+        files = {uid: every_file[uid] for uid in sample.series}
         subjects[alias] = Subject(patient, [f for uid in sorted(files) for f in files[uid]])
         if (record := state.done(alias)) is not None:
             done[alias] = record

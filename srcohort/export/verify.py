@@ -54,7 +54,7 @@ def verify_export(root: Path, subjects: Mapping[str, Subject]) -> None:
     """Raise ``PhiFound`` when a source value appears under ``root``; ``subjects`` by pseudonym."""
     with fork_map(_subject_values, list(subjects.values())) as values:
         own = dict(zip(subjects, values))
-    everything = set().union(*own.values())
+    everything = frozenset().union(*own.values())    # built and hashed once for all files
 
     def scan(path: Path) -> list[PhiFinding]:   # one matcher for all values; dates per file
         alias = _owner(path.relative_to(root), own)

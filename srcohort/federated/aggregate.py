@@ -177,11 +177,17 @@ def public_bounds(published: Mapping[str, int | None], k: int
     return floors, {"patients": k - 1}
 
 
+def check_k(k: int) -> int:
+    """The suppression threshold, refused below 2: k=1 suppresses nothing."""
+    if k < 2:
+        raise ValueError(f"k must be at least 2 (got {k}): k=1 suppresses nothing")
+    return k
+
+
 def site_aggregate(docs: Iterable[Mapping[str, Any]], *, cohort: Cohort, site: str,
                    profiles: Sequence[Profile], k: int = DEFAULT_K) -> Aggregate:
     """The publishable aggregate of one site's cohort members (JSON-ready, deterministic)."""
-    if k < 2:
-        raise ValueError(f"k must be at least 2 (got {k}): k=1 suppresses nothing")
+    check_k(k)
     params = Parameters.from_profiles(profiles)
     counts, features = raw_counts(docs, params)
     cells = pool_combinations(counts, k)

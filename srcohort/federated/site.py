@@ -6,11 +6,11 @@ this process and only ``site_aggregate``'s counts come out.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from opensearchpy import OpenSearch
 
+from srcohort.canonical import canonical_json
 from srcohort.cohort.definition import Cohort
 from srcohort.cohort.run import list_patients
 from srcohort.federated.aggregate import DEFAULT_K, Aggregate, site_aggregate
@@ -24,12 +24,7 @@ def run_site(client: OpenSearch, cohort: Cohort, *, site: str, prefix: str,
                           profiles=default_profiles(), k=k)
 
 
-def dumps(data: object) -> str:
-    """The one serialisation of every file written here: sorted keys, so reruns are identical."""
-    return json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
-
-
 def write_json(data: object, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(dumps(data), "utf-8")
+    path.write_text(canonical_json(data), "utf-8")
     return path
