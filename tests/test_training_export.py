@@ -250,3 +250,36 @@ def test_split_fractions_parse() -> None:
         SplitFractions.parse("80/30/10")
     with pytest.raises(ValueError):
         SplitFractions.parse("train")
+
+
+def test_an_unreadable_ct_is_left_out_and_noted_the_rest_exports(
+        exported: Exported, opensearch_client: OpenSearch, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CT that cannot be made a volume: that patient keeps its ECG, features and label, the
+    problem is noted by kind only (the message names source files, which stay in the log),
+    and every other patient is exported as before."""
+    before = {r["pseudonym"]: r for r in _rows(exported.root)}
+    real = training.ct_volume
+    calls: list[int] = []
+
+    def failing_once(files):
+        calls.append(1)
+        if len(calls) == 1:
+            raise training.VolumeError(f"{files[0]}: slice spacing not uniform")
+        return real(files)
+
+    monkeypatch.setattr(training, "ct_volume", failing_once)
+    result = export_training(opensearch_client, ALL_CT, tmp_path / "out", secret=SECRET,
+                             prefix=exported.prefix, settings=SETTINGS, workers=1)
+    assert (tmp_path / "out" / COMPLETE).is_file()
+    assert result.patients == exported.result.patients
+    [problem] = result.problems
+    failed = problem["pseudonym"]
+    assert problem == {"pseudonym": failed, "modality": "ct", "error": "VolumeError"}
+    rows = {r["pseudonym"]: r for r in _rows(tmp_path / "out")}
+    assert rows[failed]["ct"] is None and rows[failed]["segments"] is None
+    assert rows[failed]["label"] == before[failed]["label"]
+    assert rows[failed]["ecg"] == before[failed]["ecg"]
+    assert all(r == before[p] for p, r in rows.items() if p != failed)
+    manifest = (tmp_path / "out" / "manifest.json").read_text("utf-8")
+    assert "slice spacing" not in manifest and "/" not in json.dumps(result.problems)
