@@ -18,12 +18,16 @@ SECRET = b"test-secret"
 
 
 def deidentify_all(converted: Path, out: Path) -> dict[Path, Path]:
-    """Every converted object de-identified as the exporter does it: source -> written file."""
+    """Every converted object de-identified as the exporter does it: source -> written file,
+    filed below its patient's pseudonym as the export files it."""
     written: dict[Path, Path] = {}
     for n, source in enumerate(sorted(converted.glob("*/dicom/**/*.dcm"))):
         site = source.relative_to(converted).parts[0]
-        ds = Deidentifier(SECRET, site).dataset(pydicom.dcmread(source))
-        target = out / site / f"{n:04d}.dcm"
+        deidentifier = Deidentifier(SECRET, site)
+        ds = pydicom.dcmread(source)
+        alias = deidentifier.pseudonym(str(ds.PatientID).strip())
+        ds = deidentifier.dataset(ds)
+        target = out / site / alias / f"{n:04d}.dcm"
         target.parent.mkdir(parents=True, exist_ok=True)
         ds.save_as(target, enforce_file_format=True)
         written[source] = target

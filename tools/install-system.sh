@@ -4,6 +4,7 @@
 set -euo pipefail
 need=()
 command -v dsrdump >/dev/null || need+=(dcmtk)
+command -v faketime >/dev/null || need+=(faketime)
 command -v dciodvfy >/dev/null || need+=(dicom3tools)
 [ -f /usr/share/java/pixelmed.jar ] || need+=(pixelmed-apps)
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)

@@ -31,10 +31,18 @@ class ConversionReport:
 
     site: str
     outcomes: list[Outcome] = field(default_factory=list)
+    # instances an earlier run wrote that this one does not: path below dicom/, and the UID of
+    # the instance of the same series that replaces it (None: its input is gone)
+    superseded_instances: list[dict] = field(default_factory=list)
 
     def converted(self, path: Path, root: Path, line: int | None = None,
                   outputs: list[str] | None = None) -> None:
         self.outcomes.append(Outcome(_rel(path, root), line, "converted", outputs=outputs or []))
+
+    def superseded(self, path: str, replaced_by: str | None) -> None:
+        self.superseded_instances.append({"path": path, "replaced_by": replaced_by})
+        log.info("superseded", extra={"site": self.site, "path": path,
+                                      "replaced_by": replaced_by})
 
     def counts(self) -> dict[str, int]:
         return dict(Counter(o.outcome for o in self.outcomes))
@@ -45,7 +53,8 @@ class ConversionReport:
 
     def to_dict(self) -> dict:
         return {"site": self.site, "counts": self.counts(),
-                "outcomes": [asdict(o) for o in self.outcomes]}
+                "outcomes": [asdict(o) for o in self.outcomes],
+                "superseded": self.superseded_instances}
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_dict(), indent=1, ensure_ascii=False), "utf-8")

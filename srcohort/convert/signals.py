@@ -1,8 +1,8 @@
 """ECG files and label maps of a site -> DICOM ECG waveform + ECG report SR, and DICOM SEG.
 
 Both join patients the site already has (images or a registry row); anything that cannot be
-read, or that belongs to nobody, is quarantined with the reason. UIDs derive from the site and
-the source file, so converting again rewrites the same instances.
+read, or that belongs to nobody, is quarantined with the reason. UIDs derive from the site, the
+source file and the content (``outputs.seal``), so converting again rewrites the same instances.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Callable
 
 from pydicom.dataset import Dataset
 
+from srcohort.convert.outputs import seal
 from srcohort.convert.patients import PatientInputs
 from srcohort.convert.report import ConversionReport, Quarantine
 from srcohort.logs import get_logger
@@ -25,7 +26,7 @@ from srcohort.uids import derived_uid
 from srcohort.waveform.sop import ecg_dataset
 
 log = get_logger(__name__)
-Writer = Callable[[Dataset], str]      # saves an instance, returns its path below dicom/
+Writer = Callable[..., str]   # (instance[, its sealed bytes]) -> its path below dicom/
 UNKNOWN_PATIENT = "patient id matches no images nor registry row"
 
 
@@ -46,13 +47,14 @@ def convert_ecgs(mapping: SiteMapping, patients: dict[str, PatientInputs], write
                 recording, study=None, institution=mapping.institution,
                 series_instance_uid=derived_uid(mapping.site, rel, "ecg-series"),
                 sop_instance_uid=derived_uid(mapping.site, rel, "ecg-instance"))
+            sealed = seal(waveform)           # the report references its final UID
             sr = EcgReportSR(waveform, EcgReport(recording, waveform), site=mapping.site,
                              institution=mapping.institution)
         except (EcgFormatError, ValueError) as exc:
             message = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
             quarantine.add(RowError(path, None, message))
             continue
-        report.converted(path, mapping.root, outputs=[write(waveform), write(sr)])
+        report.converted(path, mapping.root, outputs=[write(waveform, sealed), write(sr)])
 
 
 def convert_segmentations(mapping: SiteMapping, patients: dict[str, PatientInputs],

@@ -2,8 +2,9 @@
 
 Images pass through unchanged (only re-filed by UID); registry, procedure, landmark and
 measurement tables become SRs that reference the patient's CT. Bad input is quarantined with
-its reason and never stops the rest; outputs are written under UID-derived names, so a rerun
-overwrites the same files with the same objects.
+its reason and never stops the rest; outputs are written under UIDs named by their content
+(``outputs``), so a rerun rewrites the same files with the same objects, and whatever an earlier
+run wrote that this one no longer makes is moved to ``superseded/``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Iterable
 
 from pydicom.dataset import Dataset
 
+from srcohort.convert.outputs import dicom_path, store, supersede
 from srcohort.convert.patients import PatientInputs, build_patient
 from srcohort.convert.report import ConversionReport, Quarantine
 from srcohort.convert.signals import UNKNOWN_PATIENT, convert_ecgs, convert_segmentations
@@ -28,11 +30,6 @@ from srcohort.sources.tables import RowError, TableRecord, read_table
 
 log = get_logger(__name__)
 IMAGE_MODALITIES = {"CT"}
-
-
-def dicom_path(root: Path, ds: Dataset) -> Path:
-    """Where an instance lives in the output: by UID only, so paths carry no PHI."""
-    return root / ds.StudyInstanceUID / ds.SeriesInstanceUID / f"{ds.SOPInstanceUID}.dcm"
 
 
 def convert_site(site_dir: Path, out_dir: Path, *, workers: int | None = None
@@ -48,10 +45,13 @@ def convert_site(site_dir: Path, out_dir: Path, *, workers: int | None = None
     _copy_images(series.values(), dicom_root, site_dir, report)
     patients, segmentations = collect_patients(mapping, series, quarantine)
     _build_all(patients, dicom_root, site_dir, report, quarantine, workers)
-    write = functools.partial(_save, dicom_root)
+    write = functools.partial(store, dicom_root)
     convert_ecgs(mapping, patients, write, report, quarantine)
     convert_segmentations(mapping, patients, segmentations, write, report, quarantine)
     out_dir.mkdir(parents=True, exist_ok=True)
+    written = {path for outcome in report.outcomes for path in outcome.outputs}
+    for path, replaced_by in supersede(dicom_root, written, out_dir / "superseded"):
+        report.superseded(path, replaced_by)
     report.write(out_dir / "conversion-report.json")
     log.info("site converted", extra={"site": mapping.site, **report.counts()})
     return report
@@ -66,14 +66,6 @@ def _copy_images(series: Iterable[Series], root: Path, site_dir: Path,
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, target)
             report.converted(path, site_dir, outputs=[str(target.relative_to(root))])
-
-
-def _save(root: Path, ds: Dataset) -> str:
-    """Write ``ds`` at its UID path below ``root``; return that path relative to ``root``."""
-    target = dicom_path(root, ds)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(target, enforce_file_format=True)
-    return str(target.relative_to(root))
 
 
 def collect_patients(mapping: SiteMapping, series: dict[str, Series], quarantine: Quarantine
@@ -155,6 +147,6 @@ def _build_and_write(job: tuple[PatientInputs, Path]
             inputs.landmarks + inputs.measurements
         reason = f"SR could not be built: {exc.__class__.__name__}: {exc}"
         return [], [RowError(r.file, r.line, reason, inputs.patient_id) for r in rows]
-    outputs = [(_save(root, sr), [(r.file, r.line) for r in sources])
+    outputs = [(store(root, sr), [(r.file, r.line) for r in sources])
                for sr, sources in result.reports]
     return outputs, result.errors

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
+from srcohort import files
 from srcohort.canonical import canonical_json
 
 IDENTITY = "export-identity.json"
@@ -31,10 +31,7 @@ class ExportConflict(RuntimeError):
 
 def write_atomic(path: Path, data: bytes) -> dict[str, Any]:
     """Write ``data`` to ``path`` (never half-written) and return its manifest entry."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    files.write_atomic(path, data)
     return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
 
 

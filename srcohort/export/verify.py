@@ -18,7 +18,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import AbstractSet, Iterable, Iterator, Mapping, Sequence
 
 import pydicom
 from pydicom.dataset import Dataset
@@ -54,6 +54,15 @@ def verify_export(root: Path, subjects: Mapping[str, Subject]) -> None:
     """Raise ``PhiFound`` when a source value appears under ``root``; ``subjects`` by pseudonym."""
     with fork_map(_subject_values, list(subjects.values())) as values:
         own = dict(zip(subjects, values))
+    findings = scan_per_patient(root, own)
+    if findings:
+        raise PhiFound(root, findings)
+
+
+def scan_per_patient(root: Path, own: Mapping[str, AbstractSet[str]]) -> list[PhiFinding]:
+    """Every file under ``root`` scanned for the identifying values ``own`` gives per
+    pseudonym: names, ids and UIDs of every patient, dates only of the file's own patient (a
+    file named after, or filed below, its pseudonym) and of every patient in shared files."""
     everything = frozenset().union(*own.values())    # built and hashed once for all files
 
     def scan(path: Path) -> list[PhiFinding]:   # one matcher for all values; dates per file
@@ -66,8 +75,7 @@ def verify_export(root: Path, subjects: Mapping[str, Subject]) -> None:
         findings = [finding for found in results for finding in found]
     log.info("export verified", extra={"files": len(files), "values_checked": len(everything),
                                        "findings": len(findings)})
-    if findings:
-        raise PhiFound(root, findings)
+    return findings
 
 
 def _subject_values(subject: Subject) -> set[str]:

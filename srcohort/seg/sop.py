@@ -17,10 +17,12 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from srcohort import __version__, codes
+from srcohort.content_time import settle, source_datetime
 from srcohort.seg.content import segment_descriptions
 from srcohort.seg.utils import frames_on_ct
 from srcohort.sources import labelmaps
 from srcohort.sr.sop import MANUFACTURER
+from srcohort.uids import derived_uid
 
 SERIES_NUMBER = 9101
 SERIES_DESCRIPTION = "Cardiac structures (label map)"
@@ -55,6 +57,17 @@ def build_segmentation(label_map_path: Path, label_table: labelmaps.LabelTable,
         device_serial_number=__version__,   # software has no serial number; its version
         content_label=CONTENT_LABEL,
         series_description=SERIES_DESCRIPTION, institution_name=institution or None)
+    settle(seg, source_datetime(headers[0]))
+    _name_dimension_organization(seg, derived_uid(sop_instance_uid, "dimension-organization"))
     if any(structure.is_private for structure in structures):
         seg.CodingSchemeIdentificationSequence = [codes.private_scheme_item()]
     return seg
+
+
+def _name_dimension_organization(seg: Dataset, uid: str) -> None:
+    """highdicom names the dimension organisation with a random UID; an object that must be
+    the same bytes for the same inputs gets one derived from its own identity."""
+    random = seg.DimensionOrganizationSequence[0].DimensionOrganizationUID
+    for item in (*seg.DimensionOrganizationSequence, *seg.DimensionIndexSequence):
+        if item.get("DimensionOrganizationUID") == random:
+            item.DimensionOrganizationUID = uid

@@ -10,7 +10,7 @@ for every instance of a class: it looks attributes up in the standard's IOD and 
 templates have just validated, and searches that tree for references. So the first instance of
 each class is built by highdicom's constructor; what it shares with every other instance is kept
 (``_Shell``), and each later instance is a copy of that shell plus what differs: UIDs,
-institution, creation times, the patient and study attributes highdicom copies from the first
+institution, the patient and study attributes highdicom copies from the first
 evidence instance, the evidence references, the contributing equipment and the content. The
 checks highdicom's constructor applies to those values are applied too, with highdicom's own
 functions, so bad input fails the same way. Inside ``items.highdicom_only()`` every SR is built
@@ -39,9 +39,10 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence as DataElementSequence
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID
-from pydicom.valuerep import DA, DT, TM
+from pydicom.valuerep import DA, TM
 
 from srcohort import __version__
+from srcohort.content_time import NO_DATE, settle, source_datetime
 from srcohort.sr.evidence import finish, is_context_only
 from srcohort.sr.items import Prototypes, clone, copying
 
@@ -78,11 +79,16 @@ class _SrcohortSR:
     SERIES_DESCRIPTION: ClassVar[str]
 
     def __init__(self, evidence: Sequence[Dataset], content: Template, *,
-                 series_instance_uid: str, sop_instance_uid: str, institution: str = "") -> None:
+                 series_instance_uid: str, sop_instance_uid: str, institution: str = "",
+                 content_datetime: tuple[str, str] | None = None) -> None:
+        """``content_datetime`` (DA, TM): when the recorded data were made; by default the
+        content time of the first evidence instance (``content_time.source_datetime``)."""
+        when = content_datetime or (source_datetime(evidence[0]) if evidence else NO_DATE)
         shell = _SHELLS.get(type(self)) if copying() else None
         if shell is not None:
             shell.fill(self, evidence, content, series_instance_uid=series_instance_uid,
                        sop_instance_uid=sop_instance_uid, institution=institution)
+            settle(self, when)  # type: ignore[arg-type]
             return
         super().__init__(  # type: ignore[call-arg]
             evidence=evidence, content=content, series_instance_uid=series_instance_uid,
@@ -92,6 +98,7 @@ class _SrcohortSR:
             record_evidence=not is_context_only(evidence),
             series_description=self.SERIES_DESCRIPTION, software_versions=__version__)
         finish(self, evidence, private_codes=True)  # type: ignore[arg-type]
+        settle(self, when)  # type: ignore[arg-type]
         if copying() and type(self) not in _SHELLS:
             _SHELLS[type(self)] = _Shell.of(self, evidence,  # type: ignore[arg-type]
                                             _root(content))
@@ -160,17 +167,11 @@ class _Shell:
         _put(elements, "SOPInstanceUID", str(sop_instance_uid))
         if institution:
             _put(elements, "InstitutionName", institution)
-        now = dt.datetime.now()
-        for keyword in ("InstanceCreationDate", "ContentDate"):
-            _put(elements, keyword, DA(now.date()))
-        for keyword in ("InstanceCreationTime", "ContentTime"):
-            _put(elements, keyword, TM(now.time()))
         elements.update((tag, root[tag]) for tag in root.keys())
         if not is_context_only(evidence):
             references = _evidence_references(evidence, values["StudyInstanceUID"])
             elements.update((tag, references[tag]) for tag in references.keys())
         highdicom = _EQUIPMENT.copy(("highdicom",), hd.ContributingEquipment.for_highdicom)
-        highdicom.ContributionDateTime = DT(now)
         _put(elements, "ContributingEquipmentSequence",
              [*_acquisition_equipment(first), highdicom])
 
