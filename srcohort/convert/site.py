@@ -10,7 +10,6 @@ run wrote that this one no longer makes is moved to ``superseded/``.
 from __future__ import annotations
 
 import functools
-import os
 import shutil
 from collections import defaultdict
 from pathlib import Path
@@ -23,7 +22,7 @@ from srcohort.convert.patients import PatientInputs, build_patient
 from srcohort.convert.report import ConversionReport, Quarantine
 from srcohort.convert.signals import UNKNOWN_PATIENT, convert_ecgs, convert_segmentations
 from srcohort.logs import get_logger, progress
-from srcohort.parallel import fork_map
+from srcohort.parallel import cpu_budget, fork_map
 from srcohort.sources.images import Series, scan_series
 from srcohort.sources.mapping import SiteMapping, load_mapping
 from srcohort.sources.tables import RowError, TableRecord, read_table
@@ -123,7 +122,7 @@ def _build_all(patients: dict[str, PatientInputs], root: Path, site_dir: Path,
     """Build SRs patient by patient, in worker processes when more than one core is free (the
     first patient in this process, so the workers inherit highdicom's tables and prototypes)."""
     jobs = [(inputs, root) for _, inputs in sorted(patients.items())]
-    chunksize = max(1, len(jobs) // (4 * (workers or os.cpu_count() or 1)))
+    chunksize = max(1, len(jobs) // (4 * (workers or cpu_budget())))
     with fork_map(_build_and_write, jobs, workers=workers, chunksize=chunksize) as results:
         written: dict[tuple[Path, int], list[str]] = defaultdict(list)
         for outputs, errors in progress(results, total=len(jobs), what="patients", logger=log):

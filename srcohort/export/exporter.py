@@ -26,7 +26,7 @@ from srcohort.cohort.run import list_patients
 from srcohort.export.deidentify import Deidentifier
 from srcohort.export.features import feature_columns, patient_features
 from srcohort.export.pseudonym import pseudonym
-from srcohort.export.selection import patient_series
+from srcohort.export.selection import FileLocator, patient_series, series_files
 from srcohort.export.state import write_atomic
 from srcohort.export.verify import Subject, verify_export
 from srcohort.index.mapping import DEFAULT_PREFIX
@@ -50,8 +50,9 @@ class ExportResult:
 
 
 def export_cohort(client: OpenSearch, cohort: Cohort, out_dir: Path, *, prefix: str = DEFAULT_PREFIX,
-                  secret: bytes) -> ExportResult:
-    """Write the cohort's de-identified files and manifests under ``out_dir``."""
+                  secret: bytes, locate: FileLocator = series_files) -> ExportResult:
+    """Write the cohort's de-identified files and manifests under ``out_dir``; ``locate``
+    says where each series' files are (default: the paths in the series index)."""
     series_index, _ = index_names(prefix)
     patients = list(list_patients(client, cohort, prefix=prefix))
     columns = feature_columns(default_profiles())
@@ -66,12 +67,14 @@ def export_cohort(client: OpenSearch, cohort: Cohort, out_dir: Path, *, prefix: 
                              **patient_features(patient, columns, selected_series=set(),
                                                 anchor=ANCHOR)})
         series_docs = patient_series(client, series_index, patient["patient_key"])
-        subjects[alias] = Subject(patient, [f for doc in series_docs for f in doc["files"]])
+        files = locate(client, series_index, [doc["series_instance_uid"] for doc in series_docs])
+        subjects[alias] = Subject(patient, [f for doc in series_docs
+                                            for f in files[doc["series_instance_uid"]]])
         counters: dict[str, int] = {}
         for doc in series_docs:
             counters[doc["modality"]] = counters.get(doc["modality"], 0) + 1
             folder = Path("data") / alias / f"{doc['modality']}-{counters[doc['modality']]}"
-            for n, source in enumerate(doc["files"], start=1):
+            for n, source in enumerate(files[doc["series_instance_uid"]], start=1):
                 rel = folder / f"{n:04d}.dcm"
                 jobs.append((source, out_dir / rel, Deidentifier(secret, patient["site"])))
                 file_rows.append({"pseudonym": alias, "modality": doc["modality"],

@@ -11,7 +11,7 @@ references the chosen CT series.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from opensearchpy import OpenSearch, helpers
 
@@ -58,20 +58,32 @@ def choose_sample(patient: Document, *, anchor: str) -> Sample:
     return Sample(ct, ecg, tuple(segs))
 
 
+FileLocator = Callable[[OpenSearch, str, Iterable[str]], dict[str, list[str]]]
+"""Where the files of series are: ``(client, series index, uids) -> {uid: [paths]}``."""
+
+
 def series_files(client: OpenSearch, series_index: str, uids: Iterable[str]
                  ) -> dict[str, list[str]]:
-    """File paths per series, from the series index (documents are keyed by the series UID)."""
+    """File paths per series, from the series index (documents are keyed by the series UID).
+
+    The default ``FileLocator``; a series indexed from a PACS has no paths and is refused
+    here (srcohort.kaapana.files fetches those).
+    """
     wanted = sorted(set(uids))
     if not wanted:
         return {}
-    found = client.mget(index=series_index, body={"ids": wanted}, _source_includes=["files"])
-    files = {doc["_id"]: sorted(doc["_source"]["files"]) for doc in found["docs"]
-             if doc.get("found")}
-    missing = [uid for uid in wanted if uid not in files]
+    found = client.mget(index=series_index, body={"ids": wanted},
+                        _source_includes=["files", "retrieve"])
+    docs = {doc["_id"]: doc["_source"] for doc in found["docs"] if doc.get("found")}
+    missing = [uid for uid in wanted if uid not in docs]
     if missing:
         raise LookupError(f"series {', '.join(missing)} are in the patients index but not in "
                           f"{series_index}: re-index the site")
-    return files
+    in_pacs = [uid for uid in wanted if not docs[uid]["files"] and docs[uid].get("retrieve")]
+    if in_pacs:
+        raise LookupError(f"series {', '.join(in_pacs[:5])} are kept in a PACS, not in files: "
+                          f"export them with Kaapana's srcohort-export workflow")
+    return {uid: sorted(doc["files"]) for uid, doc in docs.items()}
 
 
 def patient_series(client: OpenSearch, series_index: str, patient_key: str) -> list[Document]:

@@ -37,7 +37,7 @@ from srcohort.export.card import croissant_card
 from srcohort.export.deidentify import Deidentifier
 from srcohort.export.ecg_arrays import LEADS, EcgArrayError, ecg_array
 from srcohort.export.features import Column, feature_columns, patient_features
-from srcohort.export.selection import Sample, choose_sample, series_files
+from srcohort.export.selection import FileLocator, Sample, choose_sample, series_files
 from srcohort.export.split import SplitFractions, assign_split
 from srcohort.export.state import ExportState, json_bytes, write_atomic
 from srcohort.export.verify import Subject, verify_export
@@ -92,12 +92,14 @@ class TrainingExportResult:
 def export_training(client: OpenSearch, cohort: Cohort, out_dir: Path, *, secret: bytes,
                     prefix: str = DEFAULT_PREFIX,
                     settings: TrainingSettings = TrainingSettings(), workers: int | None = None,
-                    on_patient: Callable[[str], None] | None = None) -> TrainingExportResult:
+                    on_patient: Callable[[str], None] | None = None,
+                    locate: FileLocator = series_files) -> TrainingExportResult:
     """Export ``cohort`` from the index at ``prefix`` into ``out_dir`` (see the module doc).
 
     Patients are written by ``workers`` processes (default: every core); records, tables and
     the verification stay in this process. ``on_patient`` is called after each patient is
-    recorded, in cohort order (progress hooks, tests that interrupt an export).
+    recorded, in cohort order (progress hooks, tests that interrupt an export). ``locate``
+    says where each series' files are (default: the paths in the series index).
     """
     start = time.monotonic()
     series_index, _ = index_names(prefix)
@@ -110,8 +112,8 @@ def export_training(client: OpenSearch, cohort: Cohort, out_dir: Path, *, secret
     done: dict[str, dict[str, Any]] = {}
     jobs: list[_Job] = []
     samples = [choose_sample(patient, anchor=settings.anchor) for patient in patients]
-    every_file = series_files(client, series_index,          # one request for the cohort
-                              {uid for sample in samples for uid in sample.series})
+    every_file = locate(client, series_index,                # one request for the cohort
+                        {uid for sample in samples for uid in sample.series})
     for patient, sample in zip(patients, samples):
         alias = Deidentifier(secret, patient["site"]).pseudonym(patient["patient_id"])
         files = {uid: every_file[uid] for uid in sample.series}

@@ -19,6 +19,7 @@ from opensearchpy import OpenSearch, helpers
 from srcohort.index.mapping import DEFAULT_PREFIX
 from srcohort.index.documents import patient_doc_id, patient_documents, series_document
 from srcohort.index.opensearch import bulk_index, ensure_indices
+from srcohort.index.retrieve import locate_in_pacs
 from srcohort.logs import get_logger, progress
 from srcohort.sources.images import read_header
 
@@ -38,9 +39,14 @@ class IndexStats:
         return asdict(self)
 
 
-def index_directory(client: OpenSearch, dicom_dir: Path, *, site: str, prefix: str = DEFAULT_PREFIX
-                    ) -> IndexStats:
-    """Index every DICOM file below ``dicom_dir`` as belonging to ``site``."""
+def index_directory(client: OpenSearch, dicom_dir: Path, *, site: str, prefix: str = DEFAULT_PREFIX,
+                    pacs: str | None = None) -> IndexStats:
+    """Index every DICOM file below ``dicom_dir`` as belonging to ``site``.
+
+    ``pacs``: the files are a transient copy of series kept in the PACS at this DICOMweb URL;
+    documents then record that address instead of the paths (srcohort.index.retrieve), and
+    series missing from this copy are not taken as deleted.
+    """
     series_index, patients_index = ensure_indices(client, prefix)
     stats = IndexStats()
     grouped: dict[str, list] = defaultdict(list)
@@ -57,8 +63,11 @@ def index_directory(client: OpenSearch, dicom_dir: Path, *, site: str, prefix: s
         grouped[ds.SeriesInstanceUID].append((str(path.resolve()), ds))
     docs = {uid: series_document(site, [ds for _, ds in items], [p for p, _ in items])
             for uid, items in grouped.items()}
+    if pacs is not None:
+        locate_in_pacs(docs, pacs)
     stats.series = bulk_index(client, series_index, docs.items())
-    gone = _vanished_series(client, series_index, site, dicom_dir.resolve(), set(docs))
+    gone = {} if pacs is not None else _vanished_series(client, series_index, site,
+                                                        dicom_dir.resolve(), set(docs))
     for uid in gone:
         client.delete(index=series_index, id=uid)
     stats.deleted = len(gone)

@@ -39,6 +39,8 @@ SUMMARY_KEYWORDS = (
     "SeriesDescription", "ProtocolName", "StudyDate", "SeriesDate", "PatientSex", "PatientAge",
     "SliceThickness", "SpacingBetweenSlices", "KVP", "ConvolutionKernel", "ContrastBolusAgent",
     "PixelSpacing", "Rows", "Columns", "NumberOfFrames", "SeriesNumber", "SegmentationType",
+    # A cohort of given series (a Kaapana dataset as a cohort: srcohort.kaapana.dataset).
+    "SeriesInstanceUID",
 )
 
 
@@ -81,7 +83,10 @@ ANNOTATION = {
 _OWN = {"site": KW, "patient_id": KW, "patient_key": KW, "series_instance_uid": KW,
         "study_instance_uid": KW, "modality": KW, "study_date": {"type": "date"},
         "series_description": KW, "instances": {"type": "integer"},
-        "files": {"type": "keyword", "index": False}}
+        "files": {"type": "keyword", "index": False},
+        # Where a series indexed from a PACS is fetched from (srcohort.index.retrieve); stored,
+        # not searched.
+        "retrieve": {"type": "object", "enabled": False}}
 _DYNAMIC = [{f"dicom_{suffix}": {"match": f"*_{suffix}", "mapping": mapping}}
             for suffix, mapping in SUFFIX_MAPPINGS.items()]
 # Strings become keywords and every number a double: the first value seen must not decide
@@ -103,8 +108,8 @@ def series_index_body() -> dict[str, Any]:
 
 def patients_index_body() -> dict[str, Any]:
     series = {"type": "nested", "properties": {
-        **{k: v for k, v in _OWN.items() if k not in ("files", "site", "patient_id",
-                                                     "patient_key")},
+        **{k: v for k, v in _OWN.items() if k not in ("files", "retrieve", "site",
+                                                     "patient_id", "patient_key")},
         **{name: SUFFIX_MAPPINGS[field_suffix(name)] for name in SUMMARY_ATTRIBUTES},
         "days_from": {"type": "object", "dynamic": True}}}
     return {"settings": SETTINGS, "mappings": {

@@ -57,12 +57,17 @@ def index_names(prefix: str = DEFAULT_PREFIX) -> tuple[str, str]:
 
 
 def ensure_indices(client: OpenSearch, prefix: str = DEFAULT_PREFIX) -> tuple[str, str]:
-    """Create srcohort's indices if missing; existing ones (and Kaapana's) are left alone."""
+    """Create srcohort's indices if missing; existing ones get the fields added to the
+    mapping since they were made (the patients index is strict: a new field would be refused).
+    Kaapana's indices are never touched."""
     series, patients = index_names(prefix)
     for name, body in ((series, series_index_body()), (patients, patients_index_body())):
         if not client.indices.exists(index=name):
             client.indices.create(index=name, body=body)
             log.info("index created", extra={"index": name})
+        else:
+            client.indices.put_mapping(index=name, body={
+                "properties": body["mappings"]["properties"]})
     return series, patients
 
 

@@ -1,0 +1,29 @@
+"""The cohort a Kaapana workflow runs on: a saved name, pasted YAML, or a Kaapana dataset."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from srcohort.cohort.definition import Cohort, load_cohort
+from srcohort.cohort.library import resolve_cohort
+from srcohort.index.mapping import SUMMARY_ATTRIBUTES
+from srcohort.kaapana.errors import KaapanaError
+
+SERIES_UID = next(name for name in SUMMARY_ATTRIBUTES if name.endswith(" SeriesInstanceUID_keyword"))
+
+
+def cohort_setting(value: object) -> Cohort:
+    """``workflow_form.cohort``: a saved cohort's name, or a definition pasted as YAML."""
+    text = str(value or "").strip()
+    if not text:
+        raise KaapanaError("workflow_form.cohort is empty: name a saved cohort or paste one")
+    return load_cohort(text) if ":" in text or "\n" in text else resolve_cohort(text)
+
+
+def dataset_cohort(name: str, identifiers: Sequence[str]) -> Cohort:
+    """The patients who have a series of a Kaapana dataset, as a cohort definition."""
+    if not identifiers:
+        raise KaapanaError(f"dataset {name!r} has no series (data_form.identifiers is empty)")
+    return load_cohort({"name": name, "description": f"patients of Kaapana dataset {name}",
+                        "patients": {"series": {"attributes": {
+                            SERIES_UID: sorted(set(map(str, identifiers)))}}}})

@@ -1,0 +1,86 @@
+"""``srcohort-kaapana``: the entry point of srcohort's processing image in Kaapana.
+
+Kaapana 0.6 starts a processing pod with its image's entrypoint and ignores an operator's
+``cmds``/``arguments``, so the operators name the step in ``$SRCOHORT_STEP``; the step can
+also be given as the first argument (``srcohort-kaapana index``). A step prints its summary
+as JSON on stdout and keeps it as ``$OPERATOR_OUT_DIR/srcohort-<step>.json``. A failure is one
+line on stderr, saying what failed and what to check, and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Callable, Sequence
+
+from opensearchpy.exceptions import TransportError
+
+from srcohort import logs
+from srcohort.cohort.definition import CohortError
+from srcohort.export.state import ExportConflict
+from srcohort.export.verify import PhiFound
+from srcohort.index.connection import ConnectionSettingsError
+from srcohort.kaapana.errors import KaapanaError
+from srcohort.kaapana.opensearch import explain, opensearch_url, platform_ca
+from srcohort.kaapana.platform import Platform
+from srcohort.kaapana.pod import Pod
+from srcohort.kaapana.steps import dataset, export, importing, indexing, scope
+
+Step = Callable[[Platform], dict[str, Any]]
+STEPS: dict[str, tuple[Step, str]] = {
+    "project-scope": (scope.run, "create the project's srcohort indices and roles (system user)"),
+    "import": (importing.run, "site-export zips -> DICOM/SR/SEG/ECG -> the PACS; reports to "
+                              "the project bucket"),
+    "index": (indexing.run, "series from the PACS (GetInputOperator's folders) -> the "
+                            "project's srcohort indices"),
+    "dataset": (dataset.run, "a cohort -> a Kaapana dataset of its series"),
+    "export": (export.run, "a dataset or cohort, de-identified -> the project bucket"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="srcohort-kaapana", description=__doc__.split("\n\n")[0],
+        epilog="steps: " + "; ".join(f"{name}: {text}" for name, (_, text) in STEPS.items()))
+    parser.add_argument("step", nargs="?", choices=sorted(STEPS),
+                        help="the step to run (default: $SRCOHORT_STEP)")
+    parser.add_argument("--log-level", default="info",
+                        choices=["debug", "info", "warning", "error"])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logs.configure(args.log_level)
+    pod = Pod.from_environ()
+    step = args.step or pod.get("SRCOHORT_STEP")
+    if step not in STEPS:
+        print(f"srcohort-kaapana: no step given ($SRCOHORT_STEP is {step!r}; one of "
+              f"{', '.join(sorted(STEPS))})", file=sys.stderr)
+        return 2
+    platform = Platform(pod)
+    try:
+        result = STEPS[step][0](platform)
+    except TransportError as exc:
+        return _fail(step, explain(exc, opensearch_url(pod), _user(pod), platform_ca(pod)))
+    except (KaapanaError, CohortError, ConnectionSettingsError, ExportConflict, PhiFound,
+            LookupError) as exc:
+        return _fail(step, str(exc))
+    text = json.dumps(result, indent=1, default=str)
+    (pod.out_dir / f"srcohort-{step}.json").write_text(text, "utf-8")
+    print(text)
+    return 0
+
+
+def _user(pod: Pod) -> str:
+    return pod.get("KAAPANA_PROJECT_USER_NAME") or "system"
+
+
+def _fail(step: str, message: str) -> int:
+    print(f"srcohort-kaapana {step}: {' '.join(message.split())}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
