@@ -1,6 +1,7 @@
-"""Airflow operators of the srcohort workflow extension.
+"""Airflow operators of the srcohort workflow extension for Kaapana 0.6.
 
-Kaapana copies this package next to the DAG files (``/kaapana/tmp/dags/srcohort_workflow/``);
-``kaapana_compat`` decides whether each step runs in the ``srcohort`` processing container or
-in-process.
+Kaapana's DAG installer copies this package next to the DAG files
+(``/kaapana/tmp/dags/srcohort_workflow/`` -> ``/kaapana/mounted/workflows/dags/``). Every step
+runs in the ``srcohort`` processing image (``SrcohortOperator``); Kaapana's Airflow carries
+neither srcohort nor its DICOM stack, so nothing here imports srcohort.
 """

@@ -1,0 +1,28 @@
+"""Kaapana workflow ``srcohort-cohort-to-dataset``: a cohort becomes a Kaapana dataset.
+
+The ``dataset`` step runs the cohort against the project's srcohort indices and writes the
+series of its patients as a Kaapana dataset of the project, through the backend (which the
+project namespaces cannot reach, hence the services namespace). The gallery shows the dataset
+and every workflow, srcohort-export included, can start on it.
+"""
+
+from __future__ import annotations
+
+from kaapana.blueprints.kaapana_global_variables import SERVICES_NAMESPACE
+
+from srcohort_workflow.forms import COHORT_DESCRIPTION, cleaner, field, srcohort_dag
+from srcohort_workflow.SrcohortOperator import SrcohortOperator
+
+dag = srcohort_dag("srcohort-cohort-to-dataset", {
+    "data_form": {},
+    "workflow_form": {"type": "object", "properties": {
+        "cohort": field("Cohort", COHORT_DESCRIPTION, default="tavi-self-expanding",
+                        required=True),
+        "dataset": field("Dataset name", "Name of the Kaapana dataset to write (default: the "
+                         "cohort's name); an existing dataset of that name is replaced."),
+    }},
+})
+
+scope = SrcohortOperator(dag, "project-scope", namespace=SERVICES_NAMESPACE)
+dataset = SrcohortOperator(dag, "dataset", namespace=SERVICES_NAMESPACE)
+scope >> dataset >> cleaner(dag)

@@ -1,0 +1,44 @@
+"""Kaapana workflows ``srcohort-export`` (a dataset) and ``srcohort-export-cohort`` (a cohort).
+
+Both de-identify the selection with the project's pseudonym secret, verify the export for PHI
+and put it zipped into the project bucket (``srcohort/exports/<run id>/``). From a dataset
+(the Datasets view), GetInputOperator fetches its series and the export takes the patients who
+have them; from a cohort (saved or YAML), the step fetches what it needs by WADO-RS. Both run
+in the project's namespace with the project user's token.
+"""
+
+from __future__ import annotations
+
+from kaapana.blueprints.kaapana_global_variables import SERVICES_NAMESPACE
+from kaapana.operators.GetInputOperator import GetInputOperator
+
+from srcohort_workflow.forms import COHORT_DESCRIPTION, cleaner, field, srcohort_dag
+from srcohort_workflow.SrcohortOperator import SrcohortOperator
+
+EXPORT_FIELDS = {
+    "output_format": field("Output format", "unified (NIfTI, ECG arrays, Parquet, Croissant "
+                           "card), dicom (de-identified DICOM) or both.", default="unified",
+                           choices=("unified", "dicom", "both")),
+    "split": field("Train/val/test split", "Fractions, e.g. 70/15/15; each patient's split "
+                   "is stable across re-exports.", default="70/15/15"),
+}
+
+dag = srcohort_dag("srcohort-export", {
+    "workflow_form": {"type": "object", "properties": EXPORT_FIELDS},
+})
+scope = SrcohortOperator(dag, "project-scope", namespace=SERVICES_NAMESPACE)
+get_input = GetInputOperator(dag=dag)
+export = SrcohortOperator(dag, "export", input_operator=get_input, pseudonym_secret=True)
+scope >> get_input >> export >> cleaner(dag)
+
+cohort_dag = srcohort_dag("srcohort-export-cohort", {
+    "data_form": {},
+    "workflow_form": {"type": "object", "properties": {
+        "cohort": field("Cohort", COHORT_DESCRIPTION, default="tavi-self-expanding",
+                        required=True),
+        **EXPORT_FIELDS,
+    }},
+})
+cohort_scope = SrcohortOperator(cohort_dag, "project-scope", namespace=SERVICES_NAMESPACE)
+cohort_export = SrcohortOperator(cohort_dag, "export", pseudonym_secret=True)
+cohort_scope >> cohort_export >> cleaner(cohort_dag)

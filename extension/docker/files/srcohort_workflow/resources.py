@@ -1,0 +1,27 @@
+"""Memory and CPU of every srcohort step: the one place to change them.
+
+KaapanaBaseOperator (Kaapana 0.6.0, KP/operators/KaapanaBaseOperator.py) turns ``ram_mem_mb``
+into the pod's memory request and ``ram_mem_mb_lmt`` (default: request + 100) into its limit,
+``cpu_millicores`` into the CPU request and that + 100m into the limit; without them a step
+gets 500 Mi requested and a 600 Mi limit. Airflow's ``NODE_RAM`` pool admits a step by its
+``ram_mem_mb``. The CPU limit is what srcohort's workers are sized by inside the pod
+(srcohort.parallel.cpu_budget reads the cgroup quota).
+
+The figures are upper estimates for site exports of some hundred patients with CTs of 300-600
+slices; measured bounds per step (``srcohort/resources.py``) replace them here when they exist.
+"""
+
+STEP_RESOURCES: dict[str, dict[str, int]] = {
+    # indices and roles only
+    "project-scope": {"ram_mem_mb": 300, "ram_mem_mb_lmt": 600, "cpu_millicores": 200},
+    # unpack, convert on every granted core (one CT series per worker), dcmsend
+    "import": {"ram_mem_mb": 3000, "ram_mem_mb_lmt": 6000, "cpu_millicores": 2000},
+    # headers and SR content trees, bulk requests of 2 MB
+    "index": {"ram_mem_mb": 1000, "ram_mem_mb_lmt": 3000, "cpu_millicores": 1000},
+    "dataset": {"ram_mem_mb": 500, "ram_mem_mb_lmt": 1000, "cpu_millicores": 500},
+    # CT volumes resampled per worker, NIfTI written, zipped
+    "export": {"ram_mem_mb": 4000, "ram_mem_mb_lmt": 8000, "cpu_millicores": 2000},
+    "federated-site": {"ram_mem_mb": 500, "ram_mem_mb_lmt": 1000, "cpu_millicores": 500},
+    "federated-central": {"ram_mem_mb": 500, "ram_mem_mb_lmt": 1000, "cpu_millicores": 500},
+    "install": {"ram_mem_mb": 300, "ram_mem_mb_lmt": 600, "cpu_millicores": 200},
+}

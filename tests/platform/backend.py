@@ -1,0 +1,161 @@
+"""Recording stand-ins for kaapana-backend and the access-information-interface (test-only).
+
+Neither can run here (they need Kaapana's database, Airflow and Kubernetes). This server
+answers the routes srcohort calls, and checks every request against the schema in Kaapana's
+source; a request that the real service would refuse or mishandle is recorded in
+``violations`` (tests assert it stays empty) and answered as the service would (422/500).
+
+* kaapana-backend 0.6.0, ``services/base/kaapana-backend/docker/files/app``:
+  ``PUT /client/dataset`` (``workflows/routers/client.py`` ``put_dataset``; body
+  ``schemas.DatasetUpdate``: ``name`` optional str, ``action`` str, ``identifiers`` list of
+  str; ``crud.update_dataset`` accepts the actions ADD, DELETE, UPDATE; the ``Project`` header
+  is JSON, ``dependencies.get_project``) and ``GET /client/dataset?name=``.
+* AII, ``services/data-separation/access-information-interface/docker/backend/files/app``:
+  ``GET /projects`` and ``GET /projects/{name or id}`` (``projects/routes.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.parse
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+DATASET_ACTIONS = ("ADD", "DELETE", "UPDATE")
+
+
+class KaapanaServices:
+    def __init__(self) -> None:
+        self.projects: dict[str, dict[str, Any]] = {}        # by name
+        self.datasets: dict[tuple[str, str], list[str]] = {}  # (project id, name) -> series
+        self.requests: list[dict[str, Any]] = []
+        self.violations: list[str] = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> KaapanaServices:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def add_project(self, project: dict[str, Any]) -> None:
+        self.projects[project["name"]] = project
+
+    # -- routes ---------------------------------------------------------------------------
+
+    def _route(self, method: str, path: str, query: dict[str, str], headers: dict[str, str],
+               body: Any) -> tuple[int, Any]:
+        if method == "GET" and path == "/projects":
+            return 200, list(self.projects.values())
+        if method == "GET" and path.startswith("/projects/"):
+            key = urllib.parse.unquote(path.removeprefix("/projects/"))
+            found = [p for p in self.projects.values() if key in (p["name"], p["id"])]
+            return (200, found[0]) if found else (404, {"detail": "Project not found"})
+        if path == "/client/dataset":
+            project = self._project_header(headers)
+            if project is None:
+                return 500, {"detail": "Internal Server Error"}
+            if method == "PUT":
+                return self._put_dataset(project, body)
+            if method == "GET":
+                identifiers = self.datasets.get((project["id"], query.get("name", "")))
+                if identifiers is None:
+                    return 404, {"detail": "Dataset not found"}
+                return 200, self._dataset(query["name"], identifiers)
+        self.violations.append(f"{method} {path}: no such route in Kaapana 0.6")
+        return 404, {"detail": "Not Found"}
+
+    def _project_header(self, headers: dict[str, str]) -> dict[str, Any] | None:
+        try:
+            project = json.loads(headers.get("project", ""))
+        except ValueError:
+            self.violations.append("Project header missing or not JSON (get_project json.loads)")
+            return None
+        if not isinstance(project, dict) or not project.get("id"):
+            self.violations.append(f"Project header without id: {project!r}")
+            return None
+        return project
+
+    def _put_dataset(self, project: dict[str, Any], body: Any) -> tuple[int, Any]:
+        problems = []
+        if not isinstance(body, dict):
+            problems.append("body is not an object")
+        else:
+            if body.get("name") is not None and not isinstance(body["name"], str):
+                problems.append("name must be a string or null")
+            if not isinstance(body.get("action", ""), str):
+                problems.append("action must be a string")
+            identifiers = body.get("identifiers", [])
+            if not isinstance(identifiers, list) or not all(isinstance(i, str)
+                                                            for i in identifiers):
+                problems.append("identifiers must be a list of strings")
+        if problems:
+            self.violations.append(f"PUT /client/dataset: {'; '.join(problems)}")
+            return 422, {"detail": problems}
+        if body.get("action", "") not in DATASET_ACTIONS:
+            self.violations.append(f"PUT /client/dataset: action {body.get('action')!r} "
+                                   f"raises ValueError in crud.update_dataset")
+            return 500, {"detail": "Internal Server Error"}
+        key = (project["id"], body.get("name"))
+        current = self.datasets.get(key, [])
+        if body["action"] == "UPDATE":
+            current = list(dict.fromkeys(body["identifiers"]))
+        elif body["action"] == "ADD":
+            current = list(dict.fromkeys(current + body["identifiers"]))
+        else:
+            current = [i for i in current if i not in body["identifiers"]]
+        self.datasets[key] = current
+        return 200, self._dataset(body.get("name"), current)
+
+    @staticmethod
+    def _dataset(name: str | None, identifiers: list[str]) -> dict[str, Any]:
+        now = datetime.now(timezone.utc).isoformat()
+        return {"name": name, "time_created": now, "time_updated": now, "username": None,
+                "identifiers": identifiers}
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        services = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _serve(self, method: str) -> None:
+                parts = urllib.parse.urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                try:
+                    body = json.loads(raw) if raw else None
+                except ValueError:
+                    body = raw.decode("utf-8", "replace")
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                query = dict(urllib.parse.parse_qsl(parts.query))
+                services.requests.append({"method": method, "path": parts.path,
+                                          "query": query, "headers": headers, "body": body})
+                status, answer = services._route(method, parts.path, query, headers, body)
+                data = json.dumps(answer).encode("utf-8")
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:  # noqa: N802
+                self._serve("GET")
+
+            def do_PUT(self) -> None:  # noqa: N802
+                self._serve("PUT")
+
+            def do_POST(self) -> None:  # noqa: N802
+                self._serve("POST")
+
+        return Handler
