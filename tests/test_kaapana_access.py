@@ -106,6 +106,7 @@ def test_project_user_reaches_its_own_indices_only(kaapana: Platform, tmp_path: 
     # A pattern across projects finds nothing of another's (do_not_fail_on_forbidden).
     hits = beta.search(index="srcohort-*", body={"query": {"match_all": {}}})
     assert all(not hit["_index"].startswith("srcohort-alpha-") for hit in hits["hits"]["hits"])
+    alpha.delete(index=alpha_series, id="1.2.3", refresh=True)
 
 
 def test_token_is_refreshed_before_it_expires(kaapana: Platform) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import replace
 from typing import Sequence
 
 from srcohort.cohort.definition import Cohort, load_cohort
@@ -21,9 +23,18 @@ def cohort_setting(value: object) -> Cohort:
 
 
 def dataset_cohort(name: str, identifiers: Sequence[str]) -> Cohort:
-    """The patients who have a series of a Kaapana dataset, as a cohort definition."""
-    if not identifiers:
+    """The patients who have a series of a Kaapana dataset, as a cohort definition.
+
+    Exports record their cohort's definition, and a Series Instance UID of the sources must
+    not leave with an export (the PHI verification refuses it): the recorded definition names
+    the dataset and a SHA-256 of its sorted UIDs instead, which still tells two datasets apart.
+    """
+    uids = sorted(set(map(str, identifiers)))
+    if not uids:
         raise KaapanaError(f"dataset {name!r} has no series (data_form.identifiers is empty)")
-    return load_cohort({"name": name, "description": f"patients of Kaapana dataset {name}",
-                        "patients": {"series": {"attributes": {
-                            SERIES_UID: sorted(set(map(str, identifiers)))}}}})
+    description = f"patients of Kaapana dataset {name}"
+    cohort = load_cohort({"name": name, "description": description,
+                          "patients": {"series": {"attributes": {SERIES_UID: uids}}}})
+    digest = hashlib.sha256("\n".join(uids).encode("ascii")).hexdigest()
+    return replace(cohort, source={"name": name, "description": description, "patients": {
+        "kaapana_dataset": {"name": name, "series": len(uids), "series_sha256": digest}}})

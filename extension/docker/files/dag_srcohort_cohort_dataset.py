@@ -4,6 +4,8 @@ The ``dataset`` step runs the cohort against the project's srcohort indices and 
 series of its patients as a Kaapana dataset of the project, through the backend (which the
 project namespaces cannot reach, hence the services namespace). The gallery shows the dataset
 and every workflow, srcohort-export included, can start on it.
+
+(An Airflow DAG file: Airflow's DAG discovery looks for that word.)
 """
 
 from __future__ import annotations
@@ -23,6 +25,6 @@ dag = srcohort_dag("srcohort-cohort-to-dataset", {
     }},
 })
 
-scope = SrcohortOperator(dag, "project-scope", namespace=SERVICES_NAMESPACE)
-dataset = SrcohortOperator(dag, "dataset", namespace=SERVICES_NAMESPACE)
+scope = SrcohortOperator(dag=dag, step="project-scope", namespace=SERVICES_NAMESPACE)
+dataset = SrcohortOperator(dag=dag, step="dataset", namespace=SERVICES_NAMESPACE)
 scope >> dataset >> cleaner(dag)

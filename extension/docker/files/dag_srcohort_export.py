@@ -5,6 +5,8 @@ and put it zipped into the project bucket (``srcohort/exports/<run id>/``). From
 (the Datasets view), GetInputOperator fetches its series and the export takes the patients who
 have them; from a cohort (saved or YAML), the step fetches what it needs by WADO-RS. Both run
 in the project's namespace with the project user's token.
+
+(An Airflow DAG file: Airflow's DAG discovery looks for that word.)
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ EXPORT_FIELDS = {
 dag = srcohort_dag("srcohort-export", {
     "workflow_form": {"type": "object", "properties": EXPORT_FIELDS},
 })
-scope = SrcohortOperator(dag, "project-scope", namespace=SERVICES_NAMESPACE)
+scope = SrcohortOperator(dag=dag, step="project-scope", namespace=SERVICES_NAMESPACE)
 get_input = GetInputOperator(dag=dag)
-export = SrcohortOperator(dag, "export", input_operator=get_input, pseudonym_secret=True)
+export = SrcohortOperator(dag=dag, step="export", input_operator=get_input, pseudonym_secret=True)
 scope >> get_input >> export >> cleaner(dag)
 
 cohort_dag = srcohort_dag("srcohort-export-cohort", {
@@ -39,6 +41,6 @@ cohort_dag = srcohort_dag("srcohort-export-cohort", {
         **EXPORT_FIELDS,
     }},
 })
-cohort_scope = SrcohortOperator(cohort_dag, "project-scope", namespace=SERVICES_NAMESPACE)
-cohort_export = SrcohortOperator(cohort_dag, "export", pseudonym_secret=True)
+cohort_scope = SrcohortOperator(dag=cohort_dag, step="project-scope", namespace=SERVICES_NAMESPACE)
+cohort_export = SrcohortOperator(dag=cohort_dag, step="export", pseudonym_secret=True)
 cohort_scope >> cohort_export >> cleaner(cohort_dag)

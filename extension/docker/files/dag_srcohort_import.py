@@ -34,12 +34,12 @@ dag = srcohort_dag("srcohort-import", {
     }},
 }, tags=("import",))
 
-scope = SrcohortOperator(dag, "project-scope", namespace=SERVICES_NAMESPACE)
+scope = SrcohortOperator(dag=dag, step="project-scope", namespace=SERVICES_NAMESPACE)
 get_upload = LocalVolumeMountOperator(dag=dag, mount_path=UPLOADS, action="get",
                                       keep_directory_structure=False, name="get-upload",
                                       whitelisted_file_endings=(".zip",),
                                       trigger_rule="none_failed", operator_out_dir="upload")
-convert_and_send = SrcohortOperator(dag, "import", input_operator=get_upload,
+convert_and_send = SrcohortOperator(dag=dag, step="import", input_operator=get_upload,
                                     namespace=SERVICES_NAMESPACE,
                                     labels={"network-access-ctp": "true"})
 remove_upload = LocalVolumeMountOperator(dag=dag, mount_path=UPLOADS, action="remove",

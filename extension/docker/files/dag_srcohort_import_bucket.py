@@ -2,6 +2,8 @@
 
 The same ``import`` step as srcohort-import, for zips a project member put into the project's
 bucket (Kaapana's Store view, MinIO): ``bucket_object`` names them (keys, comma-separated).
+
+(An Airflow DAG file: Airflow's DAG discovery looks for that word.)
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ dag = srcohort_dag("srcohort-import-from-bucket", {
     }},
 })
 
-scope = SrcohortOperator(dag, "project-scope", namespace=SERVICES_NAMESPACE)
-convert_and_send = SrcohortOperator(dag, "import", namespace=SERVICES_NAMESPACE,
+scope = SrcohortOperator(dag=dag, step="project-scope", namespace=SERVICES_NAMESPACE)
+convert_and_send = SrcohortOperator(dag=dag, step="import", namespace=SERVICES_NAMESPACE,
                                     labels={"network-access-ctp": "true"})
 scope >> convert_and_send >> cleaner(dag)

@@ -4,6 +4,8 @@ Started from the Datasets view (no ``data_form``: Kaapana adds its dataset picke
 GetInputOperator fetches the series from the PACS into the run; the ``index`` step, in the
 project's namespace with the project user's token, indexes them with their UIDs and PACS
 address into ``<prefix><project>-series`` / ``-patients``.
+
+(An Airflow DAG file: Airflow's DAG discovery looks for that word.)
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ dag = srcohort_dag("srcohort-index", {
     "workflow_form": {"type": "object", "properties": {}},
 })
 
-scope = SrcohortOperator(dag, "project-scope", namespace=SERVICES_NAMESPACE)
+scope = SrcohortOperator(dag=dag, step="project-scope", namespace=SERVICES_NAMESPACE)
 get_input = GetInputOperator(dag=dag)
-index = SrcohortOperator(dag, "index", input_operator=get_input)
+index = SrcohortOperator(dag=dag, step="index", input_operator=get_input)
 scope >> get_input >> index >> cleaner(dag)

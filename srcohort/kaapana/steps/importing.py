@@ -122,7 +122,7 @@ def _import(platform: Platform, upload: Path, bucket: ProjectBucket, prefix: str
 def _objects(report: ConversionReport, site_dir: Path, dicom_root: Path) -> list[dict[str, Any]]:
     """Every object the conversion wrote, with its UIDs and whether it is an input passed
     through unchanged (an image series of the export, which the PACS may already hold)."""
-    objects = []
+    objects: dict[str, dict[str, Any]] = {}     # by path: rows of one SR share their output
     for outcome in report.outcomes:
         source = site_dir / outcome.input
         source_uid = None
@@ -131,12 +131,14 @@ def _objects(report: ConversionReport, site_dir: Path, dicom_root: Path) -> list
                                              specific_tags=["SOPInstanceUID"]).SOPInstanceUID)
         for rel in outcome.outputs:
             path = dicom_root / rel
+            if str(path) in objects:
+                continue
             ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=[
                 "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID"])
-            objects.append({"path": str(path), "series": str(ds.SeriesInstanceUID),
-                            "study": str(ds.StudyInstanceUID),
-                            "passthrough": str(ds.SOPInstanceUID) == source_uid})
-    return objects
+            objects[str(path)] = {"path": str(path), "series": str(ds.SeriesInstanceUID),
+                                  "study": str(ds.StudyInstanceUID),
+                                  "passthrough": str(ds.SOPInstanceUID) == source_uid}
+    return list(objects.values())
 
 
 def _put_json(bucket: ProjectBucket, path: Path, key: str, body: dict[str, Any]) -> None:

@@ -1,0 +1,249 @@
+"""srcohort's Kaapana workflows end to end, each run by Airflow's ``dag.test`` as Kaapana 0.6
+would run it: run confs as Kaapana's UI builds them, every processing container started with
+the pod's environment, Secrets, mounted ``conf.json`` and GetInputOperator's folders, against
+the platform of tests/kaapana_harness.py.
+
+Project alpha's member uploads a site export; it lands in the PACS filed under alpha and the
+dataset; it is indexed from the PACS (from a dataset and on arrival); a cohort is counted with
+alpha's token, becomes a Kaapana dataset, and that dataset is exported into alpha's bucket.
+Project beta reaches none of it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import zipfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import pydicom
+import pytest
+from opensearchpy import helpers
+from opensearchpy.exceptions import AuthorizationException
+
+from srcohort.cohort.library import resolve_cohort
+from srcohort.cohort.run import count_patients, list_patients
+from srcohort.convert.site import convert_site
+from tests.kaapana_harness import (SERVICES, Airflow, Platform, airflow_home, kaapana,  # noqa: F401
+                                   kaapana_airflow)
+from tests.platform.pacs import ctp_file
+
+pytestmark = [pytest.mark.opensearch, pytest.mark.airflow]
+COHORT = "tavi-self-expanding"
+PREFIX = "srcohort-alpha-"
+
+
+@pytest.fixture(scope="module")
+def airflow(kaapana: Platform, tmp_path_factory: pytest.TempPathFactory) -> Airflow:
+    root = tmp_path_factory.mktemp("kaapana-airflow")
+    return kaapana_airflow(
+        airflow_home(root), root, services_urls=kaapana.service_urls(),
+        secrets_by_namespace=kaapana.secrets,
+        cluster={"PACS_HOST": "127.0.0.1", "PACS_PORT": str(kaapana.pacs.dicom_port)},
+        pacs_url=kaapana.pacs.url,
+        namespaces=tuple(p["kubernetes_namespace"] for p in kaapana.projects.values()))
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One site export (four patients) zipped as a site admin would, its ground truth, and
+    the series a conversion of it writes (converted here, independently of the workflows)."""
+    from srcohort.demo.consortium import generate_consortium
+    root = tmp_path_factory.mktemp("kaapana-site")
+    generate_consortium(root, sites=1, patients_per_site=4, seed=3)
+    archive = root / "site-01.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted((root / "site-01").rglob("*")):
+            if path.is_file():
+                zf.write(path, path.relative_to(root).as_posix())
+    reference = root / "reference"
+    convert_site(root / "site-01", reference, workers=1)
+    series = {pydicom.dcmread(p, stop_before_pixels=True).SeriesInstanceUID
+              for p in (reference / "dicom").rglob("*.dcm")}
+    truth = json.loads((root / "ground_truth.json").read_text("utf-8"))
+    return {"zip": archive, "series": series, "truth": truth,
+            "instances": sum(1 for _ in (reference / "dicom").rglob("*.dcm"))}
+
+
+def _conf(kaapana: Platform, project: str, workflow_form: dict[str, Any],
+          data_form: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A run conf as Kaapana's UI sends it."""
+    return {"workflow_form": workflow_form, "data_form": data_form or {},
+            "project_form": kaapana.project_form(project)}
+
+
+def _bucket_json(kaapana: Platform, bucket: str, key: str) -> Any:
+    return json.loads(kaapana.store.read(bucket, key))
+
+
+@pytest.fixture(scope="module")
+def imported(kaapana: Platform, airflow: Airflow, site: dict[str, Any]) -> dict[str, Any]:
+    upload = Path(airflow.harness["uploads"]) / "site-01.zip"
+    shutil.copy(site["zip"], upload)
+    run = airflow.dag_test("srcohort-import", _conf(
+        kaapana, "alpha", {"dataset": "cardio", "delete_original_file": True},
+        {"action_files": ["site-01.zip"]}))
+    assert run["state"] == "success", run["log"]
+    return run
+
+
+def test_import_sends_every_object_filed_under_project_and_dataset(
+        kaapana: Platform, airflow: Airflow, site: dict[str, Any],
+        imported: dict[str, Any]) -> None:
+    assert kaapana.pacs.series_uids() == site["series"]
+    aets = kaapana.pacs.instance_aets()
+    assert len(aets) == site["instances"]
+    assert set(aets.values()) == {("kp-cardio", "kp-alpha")}
+    prefix = f"srcohort/imports/{imported['run_id']}/site-01"
+    keys = kaapana.store.keys("project-alpha", prefix)
+    assert f"{prefix}/conversion-report.json" in keys and f"{prefix}/import.json" in keys
+    summary = _bucket_json(kaapana, "project-alpha", f"{prefix}/import.json")
+    assert summary["status"] == "imported" and summary["sent"] == site["instances"]
+    assert summary["failed"] == [] and summary["already_in_pacs"] == []
+    report = _bucket_json(kaapana, "project-alpha", f"{prefix}/conversion-report.json")
+    quarantined = [o for o in report["outcomes"] if o["outcome"] == "quarantined"]
+    assert sorted(k.rsplit("/", 1)[-1] for k in keys if "/quarantine/" in k
+                  and k.endswith(".reason.txt")) == sorted(
+        f"{Path(o['input']).name}{'' if o['line'] is None else '.line' + str(o['line'])}.reason.txt"
+        for o in quarantined)
+    assert not (Path(airflow.harness["uploads"]) / "site-01.zip").exists()
+    pods = {p["task"].rsplit("-srcohort-", 1)[-1]: p for p in airflow.pods()
+            if imported["run_id"] in p["task"]}
+    assert pods["import"]["namespace"] == SERVICES
+    assert pods["import"]["labels"]["network-access-ctp"] == "true"
+    assert pods["import"]["resources"]["limits"]["memory"] == "6000Mi"
+    assert "KAAPANA_PROJECT_USER_PASSWORD" in pods["import"]["env"]
+    # The run folder was scratch: the cleaner removed it.
+    assert not (airflow.volume(SERVICES) / imported["run_id"]).exists()
+
+
+def test_reimport_skips_images_the_pacs_holds(kaapana: Platform, airflow: Airflow,
+                                              site: dict[str, Any], imported: dict[str, Any]
+                                              ) -> None:
+    kaapana.store.put("project-alpha", "uploads/site-01.zip", site["zip"].read_bytes())
+    run = airflow.dag_test("srcohort-import-from-bucket", _conf(
+        kaapana, "alpha", {"bucket_object": "uploads/site-01.zip", "dataset": "cardio"}))
+    assert run["state"] == "success", run["log"]
+    summary = _bucket_json(kaapana, "project-alpha",
+                           f"srcohort/imports/{run['run_id']}/site-01/import.json")
+    ct_series = {uid for uid in site["series"] if _modality(kaapana, uid) == "CT"}
+    assert set(summary["already_in_pacs"]) == ct_series != set()
+    assert kaapana.pacs.series_uids() == site["series"]
+
+
+def _modality(kaapana: Platform, series_uid: str) -> str:
+    [found] = kaapana.pacs.post("/tools/lookup", series_uid.encode())
+    return kaapana.pacs.get(f"/series/{found['ID']}")["MainDicomTags"]["Modality"]
+
+
+@pytest.fixture(scope="module")
+def indexed(kaapana: Platform, airflow: Airflow, imported: dict[str, Any]) -> dict[str, Any]:
+    series = sorted(kaapana.pacs.series_uids())
+    run = airflow.dag_test("srcohort-index", _conf(
+        kaapana, "alpha", {}, {"identifiers": series, "dataset_name": "cardio"}))
+    assert run["state"] == "success", run["log"]
+    return {"run": run, "series": series}
+
+
+def test_index_from_dataset_stores_uids_and_pacs_address(
+        kaapana: Platform, airflow: Airflow, indexed: dict[str, Any]) -> None:
+    client = kaapana.client(kaapana.user("alpha"))
+    docs = {hit["_id"]: hit["_source"] for hit in helpers.scan(client, index=f"{PREFIX}series")}
+    assert sorted(docs) == indexed["series"]
+    for uid, doc in docs.items():
+        assert doc["files"] == []
+        assert doc["retrieve"]["dicomweb"] == (
+            f"{kaapana.pacs.dicomweb}/studies/{doc['study_instance_uid']}/series/{uid}")
+        assert doc["site"] == "site-a"
+    pods = [p for p in airflow.pods() if indexed["run"]["run_id"] in p["task"]
+            and p["task"].endswith("srcohort-index")]
+    assert [p["namespace"] for p in pods] == ["project-alpha"]
+
+
+def test_project_user_counts_its_cohort(kaapana: Platform, site: dict[str, Any],
+                                        indexed: dict[str, Any]) -> None:
+    client = kaapana.client(kaapana.user("alpha"))
+    counts = count_patients(client, resolve_cohort(COHORT), prefix=PREFIX)
+    truth = site["truth"]["example_cohort"]["per_site"]["site-01"]
+    assert counts["total"] == truth > 0
+    with pytest.raises(AuthorizationException):
+        count_patients(kaapana.client(kaapana.user("beta")), resolve_cohort(COHORT),
+                       prefix=PREFIX)
+
+
+def test_index_on_arrival_files_series_under_their_project(
+        kaapana: Platform, airflow: Airflow, indexed: dict[str, Any], tmp_path: Path) -> None:
+    """LocalAutoTriggerOperator copies the incoming series (as CTP passed them on, project in
+    (0012,0020)) into the run; the run conf is the trigger rule's, without project_form."""
+    incoming = Path(airflow.harness["incoming"])
+    shutil.rmtree(incoming)
+    for uid in indexed["series"][:3]:
+        for path in kaapana.pacs.export_series(uid, tmp_path / uid):
+            ctp_file(path, incoming / uid / path.name, called_aet="kp-alpha",
+                     calling_aet="kp-cardio")
+    rules = json.loads((Path(airflow.env["AIRFLOW__CORE__DAGS_FOLDER"])
+                        / "srcohort_trigger_rule.json").read_text("utf-8"))
+    conf = dict(rules[0]["dag_ids"]["srcohort-index-on-arrival"])
+    client = kaapana.client(kaapana.user("alpha"))
+    before = client.count(index=f"{PREFIX}series")["count"]
+    run = airflow.dag_test("srcohort-index-on-arrival", conf)
+    assert run["state"] == "success", run["log"]
+    assert client.count(index=f"{PREFIX}series")["count"] == before
+    pods = [p for p in airflow.pods() if run["run_id"] in p["task"]]
+    assert [p["namespace"] for p in pods] == [SERVICES]
+
+
+@pytest.fixture(scope="module")
+def dataset(kaapana: Platform, airflow: Airflow, indexed: dict[str, Any]) -> list[str]:
+    run = airflow.dag_test("srcohort-cohort-to-dataset", _conf(
+        kaapana, "alpha", {"cohort": COHORT, "dataset": "tavi-se"}))
+    assert run["state"] == "success", run["log"]
+    return kaapana.services.datasets[(kaapana.projects["alpha"]["id"], "tavi-se")]
+
+
+def test_cohort_becomes_a_kaapana_dataset(kaapana: Platform, dataset: list[str]) -> None:
+    client = kaapana.client(kaapana.user("alpha"))
+    expected = sorted({s["series_instance_uid"] for patient in
+                       list_patients(client, resolve_cohort(COHORT), prefix=PREFIX)
+                       for s in patient["series"]})
+    assert sorted(dataset) == expected != []
+    assert kaapana.services.violations == []
+    puts = [r for r in kaapana.services.requests if r["method"] == "PUT"
+            and r["path"] == "/client/dataset"]
+    assert json.loads(puts[-1]["headers"]["project"])["id"] == kaapana.projects["alpha"]["id"]
+
+
+def test_dataset_is_exported_into_the_project_bucket(
+        kaapana: Platform, airflow: Airflow, dataset: list[str]) -> None:
+    run = airflow.dag_test("srcohort-export", _conf(
+        kaapana, "alpha", {"output_format": "both", "split": "60/20/20"},
+        {"identifiers": dataset, "dataset_name": "tavi-se"}))
+    assert run["state"] == "success", run["log"]
+    prefix = f"srcohort/exports/{run['run_id']}"
+    summary = _bucket_json(kaapana, "project-alpha", f"{prefix}/export.json")
+    counts = count_patients(kaapana.client(kaapana.user("alpha")), resolve_cohort(COHORT),
+                            prefix=PREFIX)
+    assert summary["counts"]["total"] == counts["total"]
+    assert summary["unified"]["patients"] == summary["dicom"]["patients"] == counts["total"]
+    with zipfile.ZipFile(io.BytesIO(kaapana.store.read("project-alpha",
+                                                       f"{prefix}/tavi-se.zip"))) as zf:
+        names = set(zf.namelist())
+        assert "unified/COMPLETE" in names and "dicom/manifest/export.json" in names
+        manifest = json.loads(zf.read("unified/manifest.json"))
+    assert manifest["settings"]["split"] == {"train": 0.6, "val": 0.2, "test": 0.2}
+    pods = [p for p in airflow.pods() if run["run_id"] in p["task"]
+            and p["task"].endswith("srcohort-export")]
+    assert [p["namespace"] for p in pods] == ["project-alpha"]
+    assert "SRCOHORT_SECRET" in pods[0]["env"]
+
+
+def test_other_project_cannot_fetch_or_index_alphas_series(
+        kaapana: Platform, airflow: Airflow, indexed: dict[str, Any]) -> None:
+    run = airflow.dag_test("srcohort-index", _conf(
+        kaapana, "beta", {}, {"identifiers": indexed["series"][:1], "dataset_name": "x"}))
+    assert run["state"] == "failed"
+    assert run["tasks"]["get-input-data"] == "failed"
+    beta = kaapana.client(kaapana.user("beta"))
+    assert beta.count(index="srcohort-beta-series")["count"] == 0
