@@ -1,33 +1,22 @@
-# Processing container for the srcohort operators (entrypoint: the step in $SRCOHORT_SCRIPT,
-# else the srcohort CLI).
-# Build context: the repository root, with Dockerfile.dockerignore next to this file:
-#   docker build -f operators/processing-containers/srcohort/Dockerfile \
-#       -t <registry>/srcohort:<kaapana-version> .
-# Kaapana's label keys (read by its build scripts) are upper case.
-# hadolint global ignore=DL3048
-FROM python:3.11-slim
+# Processing image of the srcohort workflow extension: every srcohort step in Kaapana.
+# Its build context is this folder (the repository root), as Kaapana's build scripts build every
+# image in its Dockerfile's folder (build-scripts/build_helper/container/container.py);
+# .dockerignore keeps the context to the package, its data and its pins.
+# Kaapana 0.6 starts processing pods with the image's entrypoint (operators name the step in
+# $SRCOHORT_STEP). dcmtk's dcmsend comes with the base image.
+# hadolint global ignore=DL3007
+FROM local-only/base-python-cpu:latest
 
 LABEL IMAGE="srcohort"
 LABEL VERSION="0.1.0"
 LABEL BUILD_IGNORE="False"
 
-# dsrdump (dcmtk) and dciodvfy (dicom3tools) check every SR before it is sent.
-# hadolint ignore=DL3008
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends dcmtk dicom3tools \
-    && rm -rf /var/lib/apt/lists/*
-
-# requirements.txt is used as constraints only: it pins versions without
-# installing what the container does not need (e.g. apache-airflow).
 COPY . /tmp/srcohort-src
-RUN pip install --no-cache-dir -c /tmp/srcohort-src/requirements.txt /tmp/srcohort-src \
+RUN pip install --no-cache-dir -c /tmp/srcohort-src/constraints.txt "/tmp/srcohort-src[kaapana]" \
+    && cp -r /tmp/srcohort-src/sr_templates /tmp/srcohort-src/dashboards /kaapana/app/ \
     && rm -rf /tmp/srcohort-src
 
-# SR template profiles are data next to the package, not inside it.
-COPY sr_templates/ /kaapana/app/sr_templates/
-ENV SRCOHORT_TEMPLATES=/kaapana/app/sr_templates
-
-COPY operators/processing-containers/srcohort/files/entrypoint.sh /kaapana/app/entrypoint.sh
+ENV SRCOHORT_TEMPLATES=/kaapana/app/sr_templates \
+    SRCOHORT_DASHBOARDS=/kaapana/app/dashboards
 WORKDIR /kaapana/app
-ENTRYPOINT ["/kaapana/app/entrypoint.sh"]
-CMD ["--help"]
+ENTRYPOINT ["srcohort-kaapana"]

@@ -2,7 +2,8 @@
 
 Kaapana's dag-installer-chart is not available here, so rendering uses a copy of the chart
 whose charts/ holds an empty stand-in of that name (helm refuses to render a chart whose
-declared dependency is missing).
+declared dependency is missing). Kaapana's build rules for the chart and images are checked in
+tests/test_kaapana_build.py.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import yaml
 pytestmark = pytest.mark.helm
 
 REPO = Path(__file__).resolve().parents[1]
-CHART = REPO / "helm" / "srcohort-workflow"
+CHART = REPO / "extension" / "srcohort-workflow"
 MANIFEST = REPO / "extension-manifest" / "srcohort-extension.yaml"
-DAG_DOCKERFILE = REPO / "operators" / "docker" / "Dockerfile"
+DAG_DOCKERFILE = REPO / "extension" / "docker" / "Dockerfile"
 # Kaapana 0.6 installs microk8s 1.33 (server_installation.sh, DEFAULT_MICRO_VERSION).
 K8S_VERSION = "1.33.0"
 # What Kaapana's kube-helm passes to every extension (values of the platform release).
@@ -98,14 +99,13 @@ def render(helm, env, chart: Path, sets=(), set_strings=()) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
-def by_kind(docs: list[dict]) -> dict[str, dict]:
-    kinds = [d["kind"] for d in docs]
-    assert len(kinds) == len(set(kinds)), kinds
-    return {d["kind"]: d for d in docs}
+def jobs(docs: list[dict]) -> dict[str, dict]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == "Job"}
 
 
-def settings(docs: list[dict]) -> dict:
-    return yaml.safe_load(by_kind(docs)["ConfigMap"]["data"]["settings.yaml"])
+def env_of(job: dict) -> dict[str, dict]:
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e for e in container["env"]}
 
 
 def test_lint_as_shipped(helm, helm_env):
@@ -117,7 +117,7 @@ def test_lint_as_shipped(helm, helm_env):
     assert [p for p in problems if allowed not in p] == []
 
 
-@pytest.mark.parametrize("sets", [[], STANDALONE], ids=["kaapana", "standalone"])
+@pytest.mark.parametrize("sets", [KAAPANA_GLOBALS, STANDALONE], ids=["kaapana", "standalone"])
 def test_lint_strict_with_dependency(helm, helm_env, chart_with_dep, sets):
     args = ["lint", "--strict", str(chart_with_dep)]
     for s in sets:
@@ -142,22 +142,36 @@ def test_rendered_manifests_validate(helm, helm_env, chart_with_dep, kv, sets):
         assert kv.validate(doc, K8S_VERSION, strict=True) == "1.33", doc["kind"]
 
 
-def test_kaapana_mode_leaves_the_copy_to_kaapana(helm, helm_env, chart_with_dep):
-    docs = render(helm, helm_env, chart_with_dep, KAAPANA_GLOBALS)
-    cm = by_kind(docs)["ConfigMap"]
-    assert set(by_kind(docs)) == {"ConfigMap"}
-    assert cm["metadata"]["name"] == "srcohort-default-cohort"
-    assert cm["metadata"]["namespace"] == "services"
-    assert settings(docs) == {"k_anonymity_threshold": 5, "opensearch_index_prefix": "srcohort-"}
-    # The default cohort is one that srcohort's own loader accepts.
-    from srcohort.cohort.definition import load_cohort
-
-    assert load_cohort(cm["data"]["default-cohort.yaml"]).name == "all-patients"
+def test_install_and_uninstall_jobs_run_srcohort_as_system(helm, helm_env, chart_with_dep):
+    """Hook Jobs like Kaapana's meta-init Job: the processing image of the platform version,
+    Kaapana's system user from its Secrets, Airflow's DAG volume for the settings file."""
+    found = jobs(render(helm, helm_env, chart_with_dep, KAAPANA_GLOBALS))
+    assert set(found) == {"srcohort-install", "srcohort-uninstall"}
+    hooks = {name: job["metadata"]["annotations"]["helm.sh/hook"] for name, job in found.items()}
+    assert hooks == {"srcohort-install": "post-install,post-upgrade",
+                     "srcohort-uninstall": "pre-delete"}
+    for step, job in (("install", found["srcohort-install"]),
+                      ("uninstall", found["srcohort-uninstall"])):
+        pod = job["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        assert job["metadata"]["namespace"] == "services"
+        assert container["image"] == "registry.example.org/kaapana/srcohort:0.6.0"
+        env = env_of(job)
+        assert env["SRCOHORT_STEP"]["value"] == step
+        assert env["KAAPANA_PROJECT_USER_NAME"]["value"] == "system"
+        assert env["KAAPANA_PROJECT_USER_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+            "name": "system-user-password", "key": "system-user-password"}
+        assert env["KAAPANA_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"]["name"] == \
+            "oidc-client-secret"
+        assert env["SRCOHORT_SETTINGS_FILE"]["value"].startswith(container["volumeMounts"][0][
+            "mountPath"])
+        (volume,) = pod["volumes"]
+        assert volume["persistentVolumeClaim"]["claimName"] == "dags-pv-claim"
 
 
 def test_standalone_job_copies_dags(helm, helm_env, chart_with_dep):
     docs = render(helm, helm_env, chart_with_dep, STANDALONE)
-    job = by_kind(docs)["Job"]
+    job = jobs(docs)["dag-srcohort-standalone-copy"]
     pod = job["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["image"] == "dag-srcohort:0.0.0"
@@ -169,14 +183,18 @@ def test_standalone_job_copies_dags(helm, helm_env, chart_with_dep):
     assert pod["restartPolicy"] == "Never"
 
 
-def test_extension_params_reach_the_settings(helm, helm_env, chart_with_dep):
-    params = ["global.opensearch_index_prefix=site-a."]
-    docs = render(helm, helm_env, chart_with_dep, params, ["global.k_anonymity_threshold=11"])
-    assert settings(docs) == {"k_anonymity_threshold": 11, "opensearch_index_prefix": "site-a."}
+def test_extension_params_reach_the_install_job(helm, helm_env, chart_with_dep):
+    docs = render(helm, helm_env, chart_with_dep,
+                  KAAPANA_GLOBALS + ["global.opensearch_index_prefix=site-a."],
+                  ["global.k_anonymity_threshold=11"])
+    env = env_of(jobs(docs)["srcohort-install"])
+    assert env["SRCOHORT_INDEX_PREFIX"]["value"] == "site-a."
+    assert env["SRCOHORT_K"]["value"] == "11"
 
 
 @pytest.mark.parametrize(
-    "bad", ["global.k_anonymity_threshold=1", "global.opensearch_index_prefix=Upper*"]
+    "bad", ["global.k_anonymity_threshold=1", "global.opensearch_index_prefix=Upper*",
+            "global.opensearch_index_prefix=project_x"]
 )
 def test_bad_extension_params_fail(helm, helm_env, chart_with_dep, bad):
     args = ["template", str(chart_with_dep), "--set-string", bad]
@@ -194,7 +212,7 @@ def test_chart_follows_kaapana_conventions():
     deps = yaml.safe_load((CHART / "requirements.yaml").read_text())["dependencies"]
     assert [d["name"] for d in deps] == ["dag-installer-chart"]
     values = yaml.safe_load((CHART / "values.yaml").read_text())
-    assert values["global"]["action"] == "copy"
+    assert values["global"] == {"image": "dag-srcohort", "action": "copy"}
     # kube-helm sets the chart's own global strings after the extension params.
     assert not set(values["extension_params"]) & set(values["global"])
     assert values["extension_params"]["k_anonymity_threshold"]["default"] == "5"
@@ -212,24 +230,13 @@ def test_manifest_matches_chart_and_dockerfiles():
     assert manifest["requires"]["kaapana"] == ">=0.6.0"
     assert (manifest["chart"]["name"], manifest["version"]) == (chart["name"], chart["version"])
     assert manifest["chart"]["package"] == f"{chart['name']}-{chart['version']}.tgz"
-
     images = {image["name"]: image for image in manifest["images"]}
     assert values["global"]["image"] in images
     for name, image in images.items():
-        dockerfile = REPO / image["context"] / image["dockerfile"]
-        assert dockerfile.is_file(), dockerfile
+        dockerfile = REPO / image["dockerfile"]
         assert _labels(dockerfile)["IMAGE"] == name
-        assert Path(f"{dockerfile}.dockerignore").is_file()
-
+        assert (dockerfile.parent / ".dockerignore").is_file()
     for dag in manifest["dags"]:
-        assert f'srcohort_dag("{dag["id"]}"' in (REPO / dag["file"]).read_text(), dag
-    assert sorted(dag["file"] for dag in manifest["dags"]) == \
+        assert f'"{dag["id"]}"' in (REPO / dag["file"]).read_text(), dag
+    assert sorted({dag["file"] for dag in manifest["dags"]}) == \
         sorted(str(p.relative_to(REPO)) for p in REPO.glob(manifest["dag_files"]))
-    copies = re.findall(r"^COPY (\S+) (\S+)$", DAG_DOCKERFILE.read_text(), re.M)
-    assert ("dags/dag_srcohort_*.py", "/kaapana/tmp/dags/") in copies
-    assert manifest["dag_files"] == "dags/dag_srcohort_*.py"
-    pkg = manifest["operator_package"].rstrip("/")
-    assert (pkg + "/", "/kaapana/tmp/dags/srcohort_workflow/") in copies
-    assert DAG_DOCKERFILE.read_text().splitlines().count(
-        "FROM local-only/base-installer:latest"
-    ) == 1

@@ -25,7 +25,7 @@ from srcohort.kaapana.errors import KaapanaError
 from srcohort.kaapana.opensearch import explain, opensearch_url, platform_ca
 from srcohort.kaapana.platform import Platform
 from srcohort.kaapana.pod import Pod
-from srcohort.kaapana.steps import dataset, export, importing, indexing, scope
+from srcohort.kaapana.steps import dataset, export, importing, indexing, install, scope
 
 Step = Callable[[Platform], dict[str, Any]]
 STEPS: dict[str, tuple[Step, str]] = {
@@ -36,6 +36,10 @@ STEPS: dict[str, tuple[Step, str]] = {
                             "project's srcohort indices"),
     "dataset": (dataset.run, "a cohort -> a Kaapana dataset of its series"),
     "export": (export.run, "a dataset or cohort, de-identified -> the project bucket"),
+    "install": (install.install, "the chart's post-install Job: settings for the workflows, "
+                                 "every project's indices, roles and dashboards"),
+    "uninstall": (install.uninstall, "the chart's pre-delete Job: the dashboards and settings "
+                                     "go again"),
 }
 
 

@@ -27,5 +27,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- if not (regexMatch "^[a-z0-9][a-z0-9._-]*$" $prefix) -}}
 {{- fail "opensearch_index_prefix must be lowercase letters, digits, '.', '_' or '-'" -}}
 {{- end -}}
+{{- if hasPrefix "project" $prefix -}}
+{{- fail "opensearch_index_prefix must not start with project (Kaapana's project_* indices)" -}}
+{{- end -}}
 {{- $prefix -}}
 {{- end -}}
