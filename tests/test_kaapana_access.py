@@ -180,3 +180,14 @@ def test_wrong_client_secret_fails_with_one_line(kaapana: Platform, tmp_path: Pa
                  KAAPANA_CLIENT_SECRET="not-the-secret")
     line = _one_line(done)
     assert "Keycloak refused the password grant for user 'system' (401" in line
+
+
+def test_missing_pseudonym_secret_fails_with_one_line(kaapana: Platform, tmp_path: Path) -> None:
+    """The export's Secret srcohort-pseudonym is optional in the pod spec, so its absence is
+    reported by the step instead of a pod stuck in CreateContainerConfigError."""
+    done = _step(kaapana, "export", tmp_path / "run", "project-beta",
+                 {"project_form": kaapana.project_form("beta"),
+                  "workflow_form": {"cohort": "tavi-self-expanding"}})
+    line = _one_line(done)
+    assert "$SRCOHORT_SECRET is not set" in line and "srcohort-pseudonym" in line
+    assert "project-beta" in line

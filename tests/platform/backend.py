@@ -12,12 +12,18 @@ source; a request that the real service would refuse or mishandle is recorded in
   is JSON, ``dependencies.get_project``) and ``GET /client/dataset?name=``.
 * AII, ``services/data-separation/access-information-interface/docker/backend/files/app``:
   ``GET /projects`` and ``GET /projects/{name or id}`` (``projects/routes.py``).
+* OpenSearch Dashboards' saved objects API under ``/meta`` as meta-init calls it
+  (``services/meta/meta-init/docker/files/start.py``): ``POST /api/saved_objects/_import``
+  with header ``osd-xsrf``, a bearer token and a multipart ``file`` ending ``.ndjson``;
+  ``DELETE /api/saved_objects/{type}/{id}``. Every reference must resolve at import.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from email.parser import BytesParser
+from email.policy import HTTP
 import urllib.parse
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,6 +36,7 @@ class KaapanaServices:
     def __init__(self) -> None:
         self.projects: dict[str, dict[str, Any]] = {}        # by name
         self.datasets: dict[tuple[str, str], list[str]] = {}  # (project id, name) -> series
+        self.saved_objects: dict[tuple[str, str], dict[str, Any]] = {}  # (type, id)
         self.requests: list[dict[str, Any]] = []
         self.violations: list[str] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -60,6 +67,9 @@ class KaapanaServices:
             key = urllib.parse.unquote(path.removeprefix("/projects/"))
             found = [p for p in self.projects.values() if key in (p["name"], p["id"])]
             return (200, found[0]) if found else (404, {"detail": "Project not found"})
+        if path.startswith("/meta/api/saved_objects/"):
+            return self._saved_objects(method, path.removeprefix("/meta/api/saved_objects/"),
+                                       headers, body)
         if path == "/client/dataset":
             project = self._project_header(headers)
             if project is None:
@@ -116,6 +126,55 @@ class KaapanaServices:
         self.datasets[key] = current
         return 200, self._dataset(body.get("name"), current)
 
+    def _saved_objects(self, method: str, rest: str, headers: dict[str, str], body: Any
+                       ) -> tuple[int, Any]:
+        if headers.get("osd-xsrf") != "true":
+            self.violations.append(f"{method} saved objects without osd-xsrf header")
+            return 400, {"message": "Request must contain a osd-xsrf header."}
+        if not headers.get("authorization", "").startswith("Bearer "):
+            self.violations.append(f"{method} saved objects without a bearer token")
+            return 401, {"message": "Unauthorized"}
+        if method == "DELETE" and rest.count("/") == 1:
+            key = tuple(rest.split("/"))
+            if self.saved_objects.pop(key, None) is None:
+                return 404, {"message": f"Saved object [{rest}] not found"}
+            return 200, {}
+        if method != "POST" or rest != "_import":
+            self.violations.append(f"{method} saved objects {rest}: not a route meta-init uses")
+            return 404, {"message": "Not Found"}
+        objects, problem = self._ndjson_upload(headers, body)
+        if problem:
+            self.violations.append(f"_import: {problem}")
+            return 400, {"message": problem}
+        known = set(self.saved_objects) | {(o["type"], o["id"]) for o in objects}
+        errors = [{"id": o["id"], "type": o["type"], "error": {"type": "missing_references"}}
+                  for o in objects for ref in o.get("references", [])
+                  if (ref["type"], ref["id"]) not in known]
+        if errors:
+            return 200, {"success": False, "successCount": 0, "errors": errors}
+        for obj in objects:
+            self.saved_objects[(obj["type"], obj["id"])] = obj
+        return 200, {"success": True, "successCount": len(objects)}
+
+    @staticmethod
+    def _ndjson_upload(headers: dict[str, str], body: Any) -> tuple[list[dict[str, Any]], str]:
+        if not isinstance(body, bytes):
+            return [], "not a multipart upload"
+        message = BytesParser(policy=HTTP).parsebytes(
+            f"Content-Type: {headers.get('content-type', '')}\r\n\r\n".encode() + body)
+        parts = [p for p in message.iter_parts() if p.get_param("name", header="content-disposition")
+                 == "file"] if message.is_multipart() else []
+        if len(parts) != 1 or not str(parts[0].get_filename() or "").endswith(".ndjson"):
+            return [], "expected one multipart field 'file' named *.ndjson"
+        try:
+            objects = [json.loads(line) for line in parts[0].get_payload(decode=True).decode(
+                "utf-8").splitlines() if line.strip()]
+        except ValueError as exc:
+            return [], f"not NDJSON: {exc}"
+        if not all({"id", "type", "attributes"} <= set(o) for o in objects):
+            return [], "every saved object needs id, type and attributes"
+        return objects, ""
+
     @staticmethod
     def _dataset(name: str | None, identifiers: list[str]) -> dict[str, Any]:
         now = datetime.now(timezone.utc).isoformat()
@@ -136,7 +195,7 @@ class KaapanaServices:
                 try:
                     body = json.loads(raw) if raw else None
                 except ValueError:
-                    body = raw.decode("utf-8", "replace")
+                    body = raw
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 query = dict(urllib.parse.parse_qsl(parts.query))
                 services.requests.append({"method": method, "path": parts.path,
@@ -157,5 +216,8 @@ class KaapanaServices:
 
             def do_POST(self) -> None:  # noqa: N802
                 self._serve("POST")
+
+            def do_DELETE(self) -> None:  # noqa: N802
+                self._serve("DELETE")
 
         return Handler
