@@ -8,7 +8,7 @@ DAGs run with ``dag.test()`` against a stand-in of Kaapana's plugin
 (tests/platform/kaapana_plugin) whose processing containers run as processes or in the built
 image (tests/platform/pods.py).
 
-Two projects, ``alpha`` and ``beta``, set up as Kaapana's AII sets projects up: ids, buckets
+Projects ``admin``, ``alpha``, ``beta`` and ``gamma`` (federated runs), set up as Kaapana's AII sets projects up: ids, buckets
 and MinIO policies, a project user per project in the ``principal-investigator`` role (so its
 token carries ``opensearch: [admin_project_<id>]`` and ``policy: [admin_project_<id>]``), and
 the Secrets ``project-user-credentials``, ``oidc-client-secret`` in each project namespace.
@@ -172,7 +172,7 @@ def kaapana() -> Iterator[Platform]:
         platform.secrets[SERVICES] = {
             "system-user-password": {"system-user-password": system_password},
             "oidc-client-secret": {"oidc-client-secret": CLIENT_SECRET}}
-        for name in ("admin", "alpha", "beta"):
+        for name in ("admin", "alpha", "beta", "gamma"):
             platform.add_project(name)
         yield platform
     finally:

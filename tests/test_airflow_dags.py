@@ -27,7 +27,7 @@ pytestmark = pytest.mark.airflow
 
 DAG_IDS = {"srcohort-import", "srcohort-import-from-bucket", "srcohort-index",
            "srcohort-index-on-arrival", "srcohort-cohort-to-dataset", "srcohort-export",
-           "srcohort-export-cohort"}
+           "srcohort-export-cohort", "srcohort-federated-site", "srcohort-federated-count"}
 
 DAGBAG_SCRIPT = """
 import json, sys
@@ -40,7 +40,8 @@ dags = {dag.dag_id: {
                           "attrs": {k: getattr(t, k, None) for k in (
                               "image", "env_vars", "namespace", "labels", "operator_in_dir",
                               "operator_out_dir", "ram_mem_mb", "ram_mem_mb_lmt",
-                              "cpu_millicores", "clean_workflow_dir")},
+                              "cpu_millicores", "clean_workflow_dir", "allow_federated_learning",
+                              "whitelist_federated_learning")},
                           "secrets": [s.to_dict() for s in getattr(t, "secrets", None) or []]}
               for t in dag.tasks}} for dag in bag.dags.values()}
 print(sys.argv[2] + json.dumps({"import_errors": bag.import_errors, "dags": dags}, default=str))
@@ -126,7 +127,8 @@ def test_dags_appear_where_kaapana_lists_them(bag: dict[str, Any]) -> None:
 def test_steps_run_in_srcohorts_image_with_declared_resources(bag: dict[str, Any]) -> None:
     STEP_RESOURCES = _module("srcohort_workflow/resources.py").STEP_RESOURCES
     namespaces = {"project-scope": "services", "import": "services", "dataset": "services",
-                  "index": None, "export": None}
+                  "index": None, "export": None, "federated-site": None,
+                  "federated-central": "services"}
     seen = set()
     for dag_id, dag in bag["dags"].items():
         for task_id, task in dag["tasks"].items():
@@ -177,3 +179,19 @@ def test_install_parameters_reach_every_step(airflow_env: dict[str, str],
             if t["type"] == "SrcohortOperator"]
     assert envs and all(e["SRCOHORT_INDEX_PREFIX"] == "cohorts-" and e["SRCOHORT_K"] == "11"
                         for e in envs)
+
+
+def test_federated_dags_follow_kaapanas_framework(bag: dict[str, Any]) -> None:
+    """As advanced-collect-metadata-federated: the central form names the remote DAG and its
+    federated operators (external_schema_federated_form, external_schemas); the remote
+    operator allows federated learning and shares only .json files
+    (KP/operators/HelperFederated.py federated_sharing_decorator, apply_tar_action)."""
+    central = bag["dags"]["srcohort-federated-count"]["default_args"]["ui_forms"]
+    federated = central["external_schema_federated_form"]["properties"]
+    remote = federated["remote_dag_id"]["default"]
+    assert central["external_schemas"] == remote and remote in bag["dags"]
+    [operator] = federated["federated_operators"]["default"]
+    site_task = bag["dags"][remote]["tasks"][operator]["attrs"]
+    assert site_task["operator_out_dir"] == operator
+    assert site_task["allow_federated_learning"] is True
+    assert site_task["whitelist_federated_learning"] == [".json"]

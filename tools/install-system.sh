@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages srcohort's tests and demo need: the independent DICOM judges (dcmtk's dsrdump,
-# dicom3tools' dciodvfy, PixelMed's DicomSRValidator) and a Java runtime for OpenSearch.
+# dicom3tools' dciodvfy, PixelMed's DicomSRValidator), a Java runtime for OpenSearch, Orthanc
+# with its DICOMweb plugin as the Kaapana test platform's PACS, and buildah + debootstrap for
+# `make kaapana-images`.
 set -euo pipefail
 need=()
 command -v dsrdump >/dev/null || need+=(dcmtk)
@@ -10,6 +12,10 @@ command -v dciodvfy >/dev/null || need+=(dicom3tools)
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need+=(maven)
 command -v go >/dev/null || need+=(golang-go)
+[ -x /usr/sbin/Orthanc ] || need+=(orthanc)
+[ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need+=(orthanc-dicomweb)
+command -v buildah >/dev/null || need+=(buildah)
+command -v debootstrap >/dev/null || need+=(debootstrap)
 if [ ${#need[@]} -eq 0 ]; then
   echo "system packages: present"
   exit 0

@@ -25,7 +25,8 @@ from srcohort.kaapana.errors import KaapanaError
 from srcohort.kaapana.opensearch import explain, opensearch_url, platform_ca
 from srcohort.kaapana.platform import Platform
 from srcohort.kaapana.pod import Pod
-from srcohort.kaapana.steps import dataset, export, importing, indexing, install, scope
+from srcohort.kaapana.steps import (dataset, export, federated, importing, indexing, install,
+                                     scope)
 
 Step = Callable[[Platform], dict[str, Any]]
 STEPS: dict[str, tuple[Step, str]] = {
@@ -36,11 +37,18 @@ STEPS: dict[str, tuple[Step, str]] = {
                             "project's srcohort indices"),
     "dataset": (dataset.run, "a cohort -> a Kaapana dataset of its series"),
     "export": (export.run, "a dataset or cohort, de-identified -> the project bucket"),
+    "federated-site": (federated.site, "this instance's k-suppressed aggregate of a cohort, the "
+                                       "only file the federated run takes from the site"),
+    "federated-central": (federated.central, "start the site step at the registered instances "
+                                             "and combine their aggregates"),
     "install": (install.install, "the chart's post-install Job: settings for the workflows, "
                                  "every project's indices, roles and dashboards"),
     "uninstall": (install.uninstall, "the chart's pre-delete Job: the dashboards and settings "
                                      "go again"),
 }
+
+# Steps whose folder Kaapana ships elsewhere (federated sharing): only their result goes there.
+SHIPPED = {"federated-site"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,7 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             LookupError) as exc:
         return _fail(step, str(exc))
     text = json.dumps(result, indent=1, default=str)
-    (pod.out_dir / f"srcohort-{step}.json").write_text(text, "utf-8")
+    if step not in SHIPPED:
+        (pod.out_dir / f"srcohort-{step}.json").write_text(text, "utf-8")
     print(text)
     return 0
 

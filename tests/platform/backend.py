@@ -12,6 +12,14 @@ source; a request that the real service would refuse or mishandle is recorded in
   is JSON, ``dependencies.get_project``) and ``GET /client/dataset?name=``.
 * AII, ``services/data-separation/access-information-interface/docker/backend/files/app``:
   ``GET /projects`` and ``GET /projects/{name or id}`` (``projects/routes.py``).
+* the federated framework's routes (``workflows/routers/client.py``): ``GET
+  /client/kaapana-instance``, ``POST /client/get-kaapana-instances``
+  (``schemas.FilterKaapanaInstances``), ``PUT /client/workflow_jobs``
+  (``schemas.JsonSchemaData``: federated, dag_id, instance_names, workflow_id, conf_data,
+  username; ``crud.create_job`` needs ``federated_form.federated_dir``,
+  ``federated_operators`` and ``project_form.s3_bucket`` in conf_data to presign the site's
+  upload), ``GET /client/job?job_id=``. A registered site's job is carried out by the test's
+  ``run_remote`` (the remote instance's part: Airflow there, HelperFederated's upload).
 * OpenSearch Dashboards' saved objects API under ``/meta`` as meta-init calls it
   (``services/meta/meta-init/docker/files/start.py``): ``POST /api/saved_objects/_import``
   with header ``osd-xsrf``, a bearer token and a multipart ``file`` ending ``.ndjson``;
@@ -27,7 +35,7 @@ from email.policy import HTTP
 import urllib.parse
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 
 DATASET_ACTIONS = ("ADD", "DELETE", "UPDATE")
 
@@ -37,6 +45,10 @@ class KaapanaServices:
         self.projects: dict[str, dict[str, Any]] = {}        # by name
         self.datasets: dict[tuple[str, str], list[str]] = {}  # (project id, name) -> series
         self.saved_objects: dict[tuple[str, str], dict[str, Any]] = {}  # (type, id)
+        self.instances: dict[str, dict[str, Any]] = {}     # registered remote instances
+        self.jobs: dict[int, dict[str, Any]] = {}
+        self.workflows: set[str] = set()
+        self.run_remote: Callable[[dict[str, Any]], str] | None = None
         self.requests: list[dict[str, Any]] = []
         self.violations: list[str] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -67,6 +79,16 @@ class KaapanaServices:
             key = urllib.parse.unquote(path.removeprefix("/projects/"))
             found = [p for p in self.projects.values() if key in (p["name"], p["id"])]
             return (200, found[0]) if found else (404, {"detail": "Project not found"})
+        if path == "/client/kaapana-instance" and method == "GET":
+            return 200, {"id": 1, "instance_name": "central", "remote": False,
+                         "ssl_check": False, "fernet_key": "deactivated"}
+        if path == "/client/get-kaapana-instances" and method == "POST":
+            return self._instances(body)
+        if path == "/client/workflow_jobs" and method == "PUT":
+            return self._workflow_jobs(body)
+        if path == "/client/job" and method == "GET":
+            job = self.jobs.get(int(query.get("job_id", "0")))
+            return (200, job) if job else (404, {"detail": "Job not found"})
         if path.startswith("/meta/api/saved_objects/"):
             return self._saved_objects(method, path.removeprefix("/meta/api/saved_objects/"),
                                        headers, body)
@@ -125,6 +147,46 @@ class KaapanaServices:
             current = [i for i in current if i not in body["identifiers"]]
         self.datasets[key] = current
         return 200, self._dataset(body.get("name"), current)
+
+    def _instances(self, body: Any) -> tuple[int, Any]:
+        problems = _typed(body, {"federated": bool, "dag_id": (str, type(None)),
+                                 "instance_names": list, "workflow_id": (str, type(None)),
+                                 "workflow_name": (str, type(None))})
+        if problems:
+            self.violations.append(f"POST /client/get-kaapana-instances: {problems}")
+            return 422, {"detail": problems}
+        names = (body or {}).get("instance_names") or list(self.instances)
+        return 200, [self.instances[n] for n in names if n in self.instances]
+
+    def _workflow_jobs(self, body: Any) -> tuple[int, Any]:
+        problems = _typed(body, {"federated": bool, "dag_id": (str, type(None)),
+                                 "instance_names": list, "workflow_id": (str, type(None)),
+                                 "conf_data": dict, "username": (str, type(None))})
+        conf = (body or {}).get("conf_data") or {}
+        federated = conf.get("federated_form") or {}
+        if not problems:
+            if body.get("workflow_id") not in self.workflows:
+                problems.append("workflow_id names no workflow (crud.get_workflow)")
+            if not {"federated_dir", "federated_operators"} <= set(federated):
+                problems.append("conf_data.federated_form lacks federated_dir or "
+                                "federated_operators (crud.create_job presigns no upload)")
+            if not (conf.get("project_form") or {}).get("s3_bucket"):
+                problems.append("conf_data.project_form.s3_bucket missing (crud.create_job)")
+        if problems:
+            self.violations.append(f"PUT /client/workflow_jobs: {problems}")
+            return 422, {"detail": problems}
+        jobs = []
+        for name in body["instance_names"]:
+            job = {"id": len(self.jobs) + 1, "status": "pending", "dag_id": body["dag_id"],
+                   "conf_data": json.loads(json.dumps(conf)), "username": body["username"],
+                   "owner_kaapana_instance_name": "central", "instance_name": name,
+                   "run_id": None}
+            self.jobs[job["id"]] = job
+            if self.run_remote is not None:
+                job["status"] = self.run_remote(job)
+                job["run_id"] = f"federated-{job['id']}"
+            jobs.append(job)
+        return 200, jobs
 
     def _saved_objects(self, method: str, rest: str, headers: dict[str, str], body: Any
                        ) -> tuple[int, Any]:
@@ -221,3 +283,11 @@ class KaapanaServices:
                 self._serve("DELETE")
 
         return Handler
+
+
+def _typed(body: Any, fields: dict[str, Any]) -> list[str]:
+    """Pydantic's view of ``body``: an object whose present fields have these types."""
+    if not isinstance(body, dict):
+        return ["body is not an object"]
+    return [f"{name} must be {kind}" for name, kind in fields.items()
+            if name in body and not isinstance(body[name], kind)]
