@@ -8,7 +8,8 @@ DAGs run with ``dag.test()`` against a stand-in of Kaapana's plugin
 (tests/platform/kaapana_plugin) whose processing containers run as processes or in the built
 image (tests/platform/pods.py).
 
-Projects ``admin``, ``alpha``, ``beta`` and ``gamma`` (federated runs), set up as Kaapana's AII sets projects up: ids, buckets
+Projects ``admin``, ``alpha``, ``delta`` (workflows run in the built image), ``beta`` (the
+outsider) and ``gamma`` (federated runs), set up as Kaapana's AII sets projects up: ids, buckets
 and MinIO policies, a project user per project in the ``principal-investigator`` role (so its
 token carries ``opensearch: [admin_project_<id>]`` and ``policy: [admin_project_<id>]``), and
 the Secrets ``project-user-credentials``, ``oidc-client-secret`` in each project namespace.
@@ -172,7 +173,7 @@ def kaapana() -> Iterator[Platform]:
         platform.secrets[SERVICES] = {
             "system-user-password": {"system-user-password": system_password},
             "oidc-client-secret": {"oidc-client-secret": CLIENT_SECRET}}
-        for name in ("admin", "alpha", "beta", "gamma"):
+        for name in ("admin", "alpha", "beta", "gamma", "delta"):
             platform.add_project(name)
         yield platform
     finally:
@@ -213,6 +214,24 @@ class Airflow:
 
     def volume(self, namespace: str) -> Path:
         return Path(self.harness["volumes"][namespace])
+
+
+IMAGE_STORE = Path(os.environ.get("SRCOHORT_CACHE") or ("/var/cache/srcohort" if os.geteuid() == 0
+                   else Path.home() / ".cache" / "srcohort")) / "buildah"
+BUILT_IMAGES = {"registry.test/srcohort:0.6.0": "localhost/srcohort:0.6.0"}
+
+
+def image_runner() -> dict[str, Any]:
+    """Pods in the images of tools/build-kaapana-images.sh (`make kaapana-images`); without
+    them the test skips, unless $SRCOHORT_TEST_IMAGES asks for them (then it fails)."""
+    root, runroot = IMAGE_STORE / "storage", IMAGE_STORE / "run"
+    found = shutil.which("buildah") and subprocess.run(
+        ["buildah", "--storage-driver", "vfs", "--root", str(root), "--runroot", str(runroot),
+         "inspect", "--type", "image", *BUILT_IMAGES.values()], capture_output=True).returncode == 0
+    if not found:
+        (pytest.fail if os.environ.get("SRCOHORT_TEST_IMAGES") else pytest.skip)(
+            "srcohort's images are not built (make kaapana-images)")
+    return {"mode": "image", "root": str(root), "runroot": str(runroot), "images": BUILT_IMAGES}
 
 
 def airflow_home(tmp: Path) -> dict[str, str]:

@@ -3,10 +3,13 @@ would run it: run confs as Kaapana's UI builds them, every processing container 
 the pod's environment, Secrets, mounted ``conf.json`` and GetInputOperator's folders, against
 the platform of tests/kaapana_harness.py.
 
-Project alpha's member uploads a site export; it lands in the PACS filed under alpha and the
+A project's member uploads a site export; it lands in the PACS filed under the project and the
 dataset; it is indexed from the PACS (from a dataset and on arrival); a cohort is counted with
-alpha's token, becomes a Kaapana dataset, and that dataset is exported into alpha's bucket.
-Project beta reaches none of it.
+the project's token, becomes a Kaapana dataset, and that dataset is exported into the
+project's bucket. Project beta reaches none of it. The scenario runs twice: with every
+processing container as a process of the test's virtualenv (project alpha), and inside the
+images built by `make kaapana-images` (project delta, its own site export), skipped when they
+are not built.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ import io
 import json
 import shutil
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pydicom
 import pytest
@@ -26,44 +30,73 @@ from opensearchpy.exceptions import AuthorizationException
 from srcohort.cohort.library import resolve_cohort
 from srcohort.cohort.run import count_patients, list_patients
 from srcohort.convert.site import convert_site
-from tests.kaapana_harness import (SERVICES, Airflow, Platform, airflow_home, kaapana,  # noqa: F401
-                                   kaapana_airflow)
+from tests.kaapana_harness import (SERVICES, Airflow, Platform, airflow_home,  # noqa: F401
+                                   image_runner, kaapana, kaapana_airflow)
 from tests.platform.pacs import ctp_file
 
 pytestmark = [pytest.mark.opensearch, pytest.mark.airflow]
 COHORT = "tavi-self-expanding"
-PREFIX = "srcohort-alpha-"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """How the pods run, in which project, on which demo site (the two scenarios' sites differ,
+    so no UID of one recurs in the other, as in real PACS)."""
+
+    runner: str
+    project: str
+    seed: int
+    site: str
+
+    @property
+    def prefix(self) -> str:
+        return f"srcohort-{self.project}-"
+
+    @property
+    def namespace(self) -> str:
+        return f"project-{self.project}"
+
+
+@pytest.fixture(scope="module", params=[Scenario("process", "alpha", 3, "site-01"),
+                                        Scenario("image", "delta", 7, "site-02")],
+                ids=lambda s: s.runner)
+def scenario(request: pytest.FixtureRequest) -> Scenario:
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def airflow(kaapana: Platform, tmp_path_factory: pytest.TempPathFactory) -> Airflow:
-    root = tmp_path_factory.mktemp("kaapana-airflow")
+def airflow(kaapana: Platform, scenario: Scenario,
+            tmp_path_factory: pytest.TempPathFactory) -> Airflow:
+    runner = image_runner() if scenario.runner == "image" else None
+    root = tmp_path_factory.mktemp(f"kaapana-airflow-{scenario.runner}")
     return kaapana_airflow(
         airflow_home(root), root, services_urls=kaapana.service_urls(),
         secrets_by_namespace=kaapana.secrets,
         cluster={"PACS_HOST": "127.0.0.1", "PACS_PORT": str(kaapana.pacs.dicom_port)},
-        pacs_url=kaapana.pacs.url,
+        pacs_url=kaapana.pacs.url, runner=runner,
         namespaces=tuple(p["kubernetes_namespace"] for p in kaapana.projects.values()))
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def site(scenario: Scenario, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One site export (four patients) zipped as a site admin would, its ground truth, and
     the series a conversion of it writes (converted here, independently of the workflows)."""
     from srcohort.demo.consortium import generate_consortium
     root = tmp_path_factory.mktemp("kaapana-site")
-    generate_consortium(root, sites=1, patients_per_site=4, seed=3)
-    archive = root / "site-01.zip"
+    generate_consortium(root, sites=int(scenario.site[-2:]), patients_per_site=4,
+                        seed=scenario.seed)
+    archive = root / "site-01.zip"          # the upload's name; its content is scenario.site
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted((root / "site-01").rglob("*")):
+        for path in sorted((root / scenario.site).rglob("*")):
             if path.is_file():
                 zf.write(path, path.relative_to(root).as_posix())
     reference = root / "reference"
-    convert_site(root / "site-01", reference, workers=1)
+    convert_site(root / scenario.site, reference, workers=1)
     series = {pydicom.dcmread(p, stop_before_pixels=True).SeriesInstanceUID
               for p in (reference / "dicom").rglob("*.dcm")}
     truth = json.loads((root / "ground_truth.json").read_text("utf-8"))
-    return {"zip": archive, "series": series, "truth": truth,
+    return {"zip": archive, "series": series,
+            "cohort_total": truth["example_cohort"]["per_site"][scenario.site],
             "instances": sum(1 for _ in (reference / "dicom").rglob("*.dcm"))}
 
 
@@ -79,30 +112,34 @@ def _bucket_json(kaapana: Platform, bucket: str, key: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def imported(kaapana: Platform, airflow: Airflow, site: dict[str, Any]) -> dict[str, Any]:
+def imported(kaapana: Platform, airflow: Airflow, scenario: Scenario, site: dict[str, Any]
+             ) -> dict[str, Any]:
     upload = Path(airflow.harness["uploads"]) / "site-01.zip"
     shutil.copy(site["zip"], upload)
     run = airflow.dag_test("srcohort-import", _conf(
-        kaapana, "alpha", {"dataset": "cardio", "delete_original_file": True},
+        kaapana, scenario.project, {"dataset": "cardio", "delete_original_file": True},
         {"action_files": ["site-01.zip"]}))
     assert run["state"] == "success", run["log"]
     return run
 
 
 def test_import_sends_every_object_filed_under_project_and_dataset(
-        kaapana: Platform, airflow: Airflow, site: dict[str, Any],
+        kaapana: Platform, airflow: Airflow, scenario: Scenario, site: dict[str, Any],
         imported: dict[str, Any]) -> None:
-    assert kaapana.pacs.series_uids() == site["series"]
-    aets = kaapana.pacs.instance_aets()
-    assert len(aets) == site["instances"]
-    assert set(aets.values()) == {("kp-cardio", "kp-alpha")}
+    filed = kaapana.pacs.filed_under(f"kp-{scenario.project}")
+    assert set(filed) == site["series"]
+    assert sum(filed.values()) == site["instances"]
+    sent = {sop: aets for sop, aets in kaapana.pacs.instance_aets().items()
+            if aets[1] == f"kp-{scenario.project}"}
+    assert set(sent.values()) == {("kp-cardio", f"kp-{scenario.project}")}
+    bucket = f"project-{scenario.project}"
     prefix = f"srcohort/imports/{imported['run_id']}/site-01"
-    keys = kaapana.store.keys("project-alpha", prefix)
+    keys = kaapana.store.keys(bucket, prefix)
     assert f"{prefix}/conversion-report.json" in keys and f"{prefix}/import.json" in keys
-    summary = _bucket_json(kaapana, "project-alpha", f"{prefix}/import.json")
+    summary = _bucket_json(kaapana, bucket, f"{prefix}/import.json")
     assert summary["status"] == "imported" and summary["sent"] == site["instances"]
     assert summary["failed"] == [] and summary["already_in_pacs"] == []
-    report = _bucket_json(kaapana, "project-alpha", f"{prefix}/conversion-report.json")
+    report = _bucket_json(kaapana, bucket, f"{prefix}/conversion-report.json")
     quarantined = [o for o in report["outcomes"] if o["outcome"] == "quarantined"]
     assert sorted(k.rsplit("/", 1)[-1] for k in keys if "/quarantine/" in k
                   and k.endswith(".reason.txt")) == sorted(
@@ -120,37 +157,42 @@ def test_import_sends_every_object_filed_under_project_and_dataset(
 
 
 def test_reimport_skips_images_the_pacs_holds(kaapana: Platform, airflow: Airflow,
-                                              site: dict[str, Any], imported: dict[str, Any]
-                                              ) -> None:
-    kaapana.store.put("project-alpha", "uploads/site-01.zip", site["zip"].read_bytes())
+                                              scenario: Scenario, site: dict[str, Any],
+                                              imported: dict[str, Any]) -> None:
+    bucket = f"project-{scenario.project}"
+    kaapana.store.put(bucket, "uploads/site-01.zip", site["zip"].read_bytes())
     run = airflow.dag_test("srcohort-import-from-bucket", _conf(
-        kaapana, "alpha", {"bucket_object": "uploads/site-01.zip", "dataset": "cardio"}))
+        kaapana, scenario.project, {"bucket_object": "uploads/site-01.zip",
+                                    "dataset": "cardio"}))
     assert run["state"] == "success", run["log"]
-    summary = _bucket_json(kaapana, "project-alpha",
+    summary = _bucket_json(kaapana, bucket,
                            f"srcohort/imports/{run['run_id']}/site-01/import.json")
     ct_series = {uid for uid in site["series"] if _modality(kaapana, uid) == "CT"}
     assert set(summary["already_in_pacs"]) == ct_series != set()
-    assert kaapana.pacs.series_uids() == site["series"]
+    assert set(kaapana.pacs.filed_under(f"kp-{scenario.project}")) == site["series"]
 
 
 def _modality(kaapana: Platform, series_uid: str) -> str:
-    [found] = kaapana.pacs.post("/tools/lookup", series_uid.encode())
+    [found] = [r for r in kaapana.pacs.post("/tools/lookup", series_uid.encode())
+               if r["Type"] == "Series"]
     return kaapana.pacs.get(f"/series/{found['ID']}")["MainDicomTags"]["Modality"]
 
 
 @pytest.fixture(scope="module")
-def indexed(kaapana: Platform, airflow: Airflow, imported: dict[str, Any]) -> dict[str, Any]:
-    series = sorted(kaapana.pacs.series_uids())
+def indexed(kaapana: Platform, airflow: Airflow, scenario: Scenario, imported: dict[str, Any]
+            ) -> dict[str, Any]:
+    series = sorted(kaapana.pacs.filed_under(f"kp-{scenario.project}"))
     run = airflow.dag_test("srcohort-index", _conf(
-        kaapana, "alpha", {}, {"identifiers": series, "dataset_name": "cardio"}))
+        kaapana, scenario.project, {}, {"identifiers": series, "dataset_name": "cardio"}))
     assert run["state"] == "success", run["log"]
     return {"run": run, "series": series}
 
 
 def test_index_from_dataset_stores_uids_and_pacs_address(
-        kaapana: Platform, airflow: Airflow, indexed: dict[str, Any]) -> None:
-    client = kaapana.client(kaapana.user("alpha"))
-    docs = {hit["_id"]: hit["_source"] for hit in helpers.scan(client, index=f"{PREFIX}series")}
+        kaapana: Platform, airflow: Airflow, scenario: Scenario, indexed: dict[str, Any]) -> None:
+    client = kaapana.client(kaapana.user(scenario.project))
+    docs = {hit["_id"]: hit["_source"]
+            for hit in helpers.scan(client, index=f"{scenario.prefix}series")}
     assert sorted(docs) == indexed["series"]
     for uid, doc in docs.items():
         assert doc["files"] == []
@@ -159,83 +201,87 @@ def test_index_from_dataset_stores_uids_and_pacs_address(
         assert doc["site"] == "site-a"
     pods = [p for p in airflow.pods() if indexed["run"]["run_id"] in p["task"]
             and p["task"].endswith("srcohort-index")]
-    assert [p["namespace"] for p in pods] == ["project-alpha"]
+    assert [p["namespace"] for p in pods] == [scenario.namespace]
+    assert [p["exit"] for p in pods] == [0]
 
 
-def test_project_user_counts_its_cohort(kaapana: Platform, site: dict[str, Any],
-                                        indexed: dict[str, Any]) -> None:
-    client = kaapana.client(kaapana.user("alpha"))
-    counts = count_patients(client, resolve_cohort(COHORT), prefix=PREFIX)
-    truth = site["truth"]["example_cohort"]["per_site"]["site-01"]
-    assert counts["total"] == truth > 0
+def test_project_user_counts_its_cohort(kaapana: Platform, scenario: Scenario,
+                                        site: dict[str, Any], indexed: dict[str, Any]) -> None:
+    client = kaapana.client(kaapana.user(scenario.project))
+    counts = count_patients(client, resolve_cohort(COHORT), prefix=scenario.prefix)
+    assert counts["total"] == site["cohort_total"] > 0
     with pytest.raises(AuthorizationException):
         count_patients(kaapana.client(kaapana.user("beta")), resolve_cohort(COHORT),
-                       prefix=PREFIX)
+                       prefix=scenario.prefix)
 
 
 def test_index_on_arrival_files_series_under_their_project(
-        kaapana: Platform, airflow: Airflow, indexed: dict[str, Any], tmp_path: Path) -> None:
+        kaapana: Platform, airflow: Airflow, scenario: Scenario, indexed: dict[str, Any],
+        tmp_path: Path) -> None:
     """LocalAutoTriggerOperator copies the incoming series (as CTP passed them on, project in
     (0012,0020)) into the run; the run conf is the trigger rule's, without project_form."""
     incoming = Path(airflow.harness["incoming"])
     shutil.rmtree(incoming)
     for uid in indexed["series"][:3]:
         for path in kaapana.pacs.export_series(uid, tmp_path / uid):
-            ctp_file(path, incoming / uid / path.name, called_aet="kp-alpha",
+            ctp_file(path, incoming / uid / path.name, called_aet=f"kp-{scenario.project}",
                      calling_aet="kp-cardio")
     rules = json.loads((Path(airflow.env["AIRFLOW__CORE__DAGS_FOLDER"])
                         / "srcohort_trigger_rule.json").read_text("utf-8"))
     conf = dict(rules[0]["dag_ids"]["srcohort-index-on-arrival"])
-    client = kaapana.client(kaapana.user("alpha"))
-    before = client.count(index=f"{PREFIX}series")["count"]
+    client = kaapana.client(kaapana.user(scenario.project))
+    before = client.count(index=f"{scenario.prefix}series")["count"]
     run = airflow.dag_test("srcohort-index-on-arrival", conf)
     assert run["state"] == "success", run["log"]
-    assert client.count(index=f"{PREFIX}series")["count"] == before
+    assert client.count(index=f"{scenario.prefix}series")["count"] == before
     pods = [p for p in airflow.pods() if run["run_id"] in p["task"]]
     assert [p["namespace"] for p in pods] == [SERVICES]
 
 
 @pytest.fixture(scope="module")
-def dataset(kaapana: Platform, airflow: Airflow, indexed: dict[str, Any]) -> list[str]:
+def dataset(kaapana: Platform, airflow: Airflow, scenario: Scenario, indexed: dict[str, Any]
+            ) -> list[str]:
     run = airflow.dag_test("srcohort-cohort-to-dataset", _conf(
-        kaapana, "alpha", {"cohort": COHORT, "dataset": "tavi-se"}))
+        kaapana, scenario.project, {"cohort": COHORT, "dataset": "tavi-se"}))
     assert run["state"] == "success", run["log"]
-    return kaapana.services.datasets[(kaapana.projects["alpha"]["id"], "tavi-se")]
+    return kaapana.services.datasets[(kaapana.projects[scenario.project]["id"], "tavi-se")]
 
 
-def test_cohort_becomes_a_kaapana_dataset(kaapana: Platform, dataset: list[str]) -> None:
-    client = kaapana.client(kaapana.user("alpha"))
+def test_cohort_becomes_a_kaapana_dataset(kaapana: Platform, scenario: Scenario,
+                                          dataset: list[str]) -> None:
+    client = kaapana.client(kaapana.user(scenario.project))
     expected = sorted({s["series_instance_uid"] for patient in
-                       list_patients(client, resolve_cohort(COHORT), prefix=PREFIX)
+                       list_patients(client, resolve_cohort(COHORT), prefix=scenario.prefix)
                        for s in patient["series"]})
     assert sorted(dataset) == expected != []
     assert kaapana.services.violations == []
     puts = [r for r in kaapana.services.requests if r["method"] == "PUT"
             and r["path"] == "/client/dataset"]
-    assert json.loads(puts[-1]["headers"]["project"])["id"] == kaapana.projects["alpha"]["id"]
+    assert json.loads(puts[-1]["headers"]["project"])["id"] == \
+        kaapana.projects[scenario.project]["id"]
 
 
 def test_dataset_is_exported_into_the_project_bucket(
-        kaapana: Platform, airflow: Airflow, dataset: list[str]) -> None:
+        kaapana: Platform, airflow: Airflow, scenario: Scenario, dataset: list[str]) -> None:
     run = airflow.dag_test("srcohort-export", _conf(
-        kaapana, "alpha", {"output_format": "both", "split": "60/20/20"},
+        kaapana, scenario.project, {"output_format": "both", "split": "60/20/20"},
         {"identifiers": dataset, "dataset_name": "tavi-se"}))
     assert run["state"] == "success", run["log"]
     prefix = f"srcohort/exports/{run['run_id']}"
-    summary = _bucket_json(kaapana, "project-alpha", f"{prefix}/export.json")
-    counts = count_patients(kaapana.client(kaapana.user("alpha")), resolve_cohort(COHORT),
-                            prefix=PREFIX)
+    bucket = f"project-{scenario.project}"
+    summary = _bucket_json(kaapana, bucket, f"{prefix}/export.json")
+    counts = count_patients(kaapana.client(kaapana.user(scenario.project)),
+                            resolve_cohort(COHORT), prefix=scenario.prefix)
     assert summary["counts"]["total"] == counts["total"]
     assert summary["unified"]["patients"] == summary["dicom"]["patients"] == counts["total"]
-    with zipfile.ZipFile(io.BytesIO(kaapana.store.read("project-alpha",
-                                                       f"{prefix}/tavi-se.zip"))) as zf:
+    with zipfile.ZipFile(io.BytesIO(kaapana.store.read(bucket, f"{prefix}/tavi-se.zip"))) as zf:
         names = set(zf.namelist())
         assert "unified/COMPLETE" in names and "dicom/manifest/export.json" in names
         manifest = json.loads(zf.read("unified/manifest.json"))
     assert manifest["settings"]["split"] == {"train": 0.6, "val": 0.2, "test": 0.2}
     pods = [p for p in airflow.pods() if run["run_id"] in p["task"]
             and p["task"].endswith("srcohort-export")]
-    assert [p["namespace"] for p in pods] == ["project-alpha"]
+    assert [p["namespace"] for p in pods] == [scenario.namespace]
     assert "SRCOHORT_SECRET" in pods[0]["env"]
 
 

@@ -111,9 +111,21 @@ class Pacs:
             found[sop] = (meta.get("RemoteAET", ""), meta.get("CalledAET", ""))
         return found
 
+    def filed_under(self, called_aet: str) -> dict[str, int]:
+        """Series stored with this called AE (CTP's project) and their instance counts."""
+        series: dict[str, int] = {}
+        for instance in self.get("/instances?expand"):
+            meta = self.get(f"/instances/{instance['ID']}/metadata?expand")
+            if meta.get("CalledAET") == called_aet:
+                uid = self.get(f"/series/{instance['ParentSeries']}")["MainDicomTags"][
+                    "SeriesInstanceUID"]
+                series[uid] = series.get(uid, 0) + 1
+        return series
+
     def export_series(self, series_uid: str, target: Path) -> list[Path]:
         """The stored files of one series, as GetInputOperator downloads them."""
-        [orthanc_id] = self.post("/tools/lookup", series_uid.encode())
+        [orthanc_id] = [r for r in self.post("/tools/lookup", series_uid.encode())
+                        if r["Type"] == "Series"]
         target.mkdir(parents=True, exist_ok=True)
         written = []
         for instance in self.get(f"/series/{orthanc_id['ID']}/instances"):

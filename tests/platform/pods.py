@@ -107,16 +107,15 @@ def _run_process(runner: dict[str, Any], env: dict[str, str], binds: dict[str, P
 
 def _run_in_image(runner: dict[str, Any], image: str, env: dict[str, str],
                   binds: dict[str, Path]) -> subprocess.CompletedProcess:
-    storage = ["--storage-driver", "vfs", "--root", runner["storage"]]
+    storage = ["--storage-driver", "vfs", "--root", runner["root"], "--runroot", runner["runroot"]]
     buildah = shutil.which("buildah") or "buildah"
     local_image = runner["images"].get(image, image)
     container = subprocess.run([buildah, *storage, "from", "--pull-never", local_image],
                                capture_output=True, text=True, check=True).stdout.strip()
     try:
         entry = json.loads(subprocess.run(
-            [buildah, *storage, "inspect", "--type", "container", "--format",
-             "{{json .OCIv1.Config.Entrypoint}}", container],
-            capture_output=True, text=True, check=True).stdout)
+            [buildah, *storage, "inspect", "--type", "container", container],
+            capture_output=True, text=True, check=True).stdout)["OCIv1"]["config"]["Entrypoint"]
         command = [buildah, *storage, "run", "--isolation", "chroot", "--network", "host"]
         for mount_path, host in binds.items():
             command += ["-v", f"{host}:{mount_path}"]
