@@ -171,7 +171,8 @@ def test_missing_client_secret_fails_with_one_line(kaapana: Platform, tmp_path: 
     done = _step(kaapana, "project-scope", tmp_path / "run", SERVICES,
                  {"project_form": kaapana.project_form("alpha")}, KAAPANA_CLIENT_SECRET=None)
     line = _one_line(done)
-    assert "KAAPANA_CLIENT_SECRET is not set" in line and "oidc-client-secret" in line
+    assert "$KAAPANA_CLIENT_SECRET is not set: Kaapana injects it from the Secret " \
+        "oidc-client-secret" in line
 
 
 def test_wrong_client_secret_fails_with_one_line(kaapana: Platform, tmp_path: Path) -> None:

@@ -56,17 +56,20 @@ class TokenSource:
     def from_pod(cls, pod: Pod) -> TokenSource:
         """The pod's user, as ``set_env_secrets`` injects it (Secrets ``project-user-credentials``
         or ``system-user-password``, and ``oidc-client-secret``)."""
+        password = pod.get("KAAPANA_PROJECT_USER_PASSWORD") or pod.get("SYSTEM_USER_PASSWORD")
+        if password is None:
+            raise KaapanaError("$KAAPANA_PROJECT_USER_PASSWORD is not set: Kaapana injects it "
+                               "from the Secret project-user-credentials (key "
+                               "project-user-password) of the project's namespace")
+        client_secret = pod.get("KAAPANA_CLIENT_SECRET") or pod.get("OIDC_CLIENT_SECRET")
+        if client_secret is None:
+            raise KaapanaError("$KAAPANA_CLIENT_SECRET is not set: Kaapana injects it from the "
+                               "Secret oidc-client-secret (key oidc-client-secret)")
         return cls(
             keycloak_url=(pod.get("KAAPANA_KEYCLOAK_URL") or pod.get("KEYCLOAK_URL")
                           or DEFAULT_KEYCLOAK_URL).rstrip("/"),
             username=pod.get("KAAPANA_PROJECT_USER_NAME") or "system",
-            password=pod.get("KAAPANA_PROJECT_USER_PASSWORD") or pod.require(
-                "SYSTEM_USER_PASSWORD", "KAAPANA_PROJECT_USER_PASSWORD is not set either; "
-                "Kaapana injects it from the Secret project-user-credentials (key "
-                "project-user-password) of the project's namespace"),
-            client_secret=pod.get("KAAPANA_CLIENT_SECRET") or pod.require(
-                "OIDC_CLIENT_SECRET", "KAAPANA_CLIENT_SECRET is not set either; Kaapana injects "
-                "it from the Secret oidc-client-secret (key oidc-client-secret)"),
+            password=password, client_secret=client_secret,
             client_id=pod.get("KAAPANA_CLIENT_ID") or DEFAULT_CLIENT,
             realm=pod.get("KAAPANA_REALM") or DEFAULT_CLIENT)
 
