@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.plugin_opensearch"]
+pytest_plugins = ["tests.plugin_opensearch", "tests.kaapana_harness"]
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from srcohort.kaapana.auth import TokenSource
 from srcohort.kaapana.pod import Pod, Project
 from srcohort.kaapana.project import (AII_PERMISSIONS, backend_role, project_indices,
                                       role_body, role_name)
-from tests.kaapana_harness import SERVICES, Platform, kaapana  # noqa: F401
+from tests.kaapana_harness import SERVICES, Platform
 from tests.platform.opensearch import platform_certificate, _pem
 
 pytestmark = pytest.mark.opensearch

@@ -24,8 +24,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from srcohort.index.indexer import index_directory
-from tests.kaapana_harness import (SERVICES, Airflow, Platform, airflow_home, kaapana,  # noqa: F401
-                                   kaapana_airflow)
+from tests.kaapana_harness import SERVICES, Airflow, Platform, airflow_home, kaapana_airflow
 
 pytestmark = [pytest.mark.opensearch, pytest.mark.airflow]
 BIN = Path(sys.executable).parent

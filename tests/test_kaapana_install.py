@@ -19,7 +19,7 @@ from opensearchpy.exceptions import AuthorizationException
 from srcohort.dashboards import vega_queries
 from srcohort.kaapana.pod import Project
 from srcohort.kaapana.project import project_indices
-from tests.kaapana_harness import SERVICES, Platform, kaapana  # noqa: F401
+from tests.kaapana_harness import SERVICES, Platform
 
 pytestmark = pytest.mark.opensearch
 BIN = Path(sys.executable).parent

@@ -30,8 +30,8 @@ from opensearchpy.exceptions import AuthorizationException
 from srcohort.cohort.library import resolve_cohort
 from srcohort.cohort.run import count_patients, list_patients
 from srcohort.convert.site import convert_site
-from tests.kaapana_harness import (SERVICES, Airflow, Platform, airflow_home,  # noqa: F401
-                                   image_runner, kaapana, kaapana_airflow)
+from tests.kaapana_harness import (SERVICES, Airflow, Platform, airflow_home, image_runner,
+                                   kaapana_airflow)
 from tests.platform.pacs import ctp_file
 
 pytestmark = [pytest.mark.opensearch, pytest.mark.airflow]

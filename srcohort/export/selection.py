@@ -62,13 +62,9 @@ FileLocator = Callable[[OpenSearch, str, Iterable[str]], dict[str, list[str]]]
 """Where the files of series are: ``(client, series index, uids) -> {uid: [paths]}``."""
 
 
-def series_files(client: OpenSearch, series_index: str, uids: Iterable[str]
-                 ) -> dict[str, list[str]]:
-    """File paths per series, from the series index (documents are keyed by the series UID).
-
-    The default ``FileLocator``; a series indexed from a PACS has no paths and is refused
-    here (srcohort.kaapana.files fetches those).
-    """
+def series_sources(client: OpenSearch, series_index: str, uids: Iterable[str]
+                   ) -> dict[str, Document]:
+    """``files`` and ``retrieve`` (srcohort.index.retrieve) of each series, one request."""
     wanted = sorted(set(uids))
     if not wanted:
         return {}
@@ -79,7 +75,19 @@ def series_files(client: OpenSearch, series_index: str, uids: Iterable[str]
     if missing:
         raise LookupError(f"series {', '.join(missing)} are in the patients index but not in "
                           f"{series_index}: re-index the site")
-    in_pacs = [uid for uid in wanted if not docs[uid]["files"] and docs[uid].get("retrieve")]
+    return docs
+
+
+def series_files(client: OpenSearch, series_index: str, uids: Iterable[str]
+                 ) -> dict[str, list[str]]:
+    """File paths per series, from the series index (documents are keyed by the series UID).
+
+    The default ``FileLocator``; a series indexed from a PACS has no paths and is refused
+    here (srcohort.kaapana.files fetches those).
+    """
+    docs = series_sources(client, series_index, uids)
+    in_pacs = [uid for uid, doc in sorted(docs.items())
+               if not doc.get("files") and doc.get("retrieve")]
     if in_pacs:
         raise LookupError(f"series {', '.join(in_pacs[:5])} are kept in a PACS, not in files: "
                           f"export them with Kaapana's srcohort-export workflow")

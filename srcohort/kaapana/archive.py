@@ -84,12 +84,13 @@ def _target(member: zipfile.ZipInfo, folder: Path, seen: set[str]
         return None, "absolute name"
     if ".." in path.parts:
         return None, "name climbs out of the archive's folder"
-    mode = member.external_attr >> 16
     if member.is_dir():
         return None, None
-    if mode and not stat.S_ISREG(mode):
-        kind = "symbolic link" if stat.S_ISLNK(mode) else "special file"
-        return None, f"{kind}, not a regular file"
+    # Unix zips keep the file type in the upper bits; zips from elsewhere leave it 0 (regular).
+    kind = stat.S_IFMT(member.external_attr >> 16)
+    if kind and kind != stat.S_IFREG:
+        what = "symbolic link" if kind == stat.S_IFLNK else "special file"
+        return None, f"{what}, not a regular file"
     key = str(path)
     if key in seen:
         return None, "repeats an earlier member's name"

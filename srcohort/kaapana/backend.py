@@ -27,18 +27,23 @@ def backend_url(pod: Pod) -> str:
             or f"http://kaapana-backend-service.{pod.services_namespace}.svc:5000").rstrip("/")
 
 
-def put_dataset(pod: Pod, project: Project, name: str, identifiers: Sequence[str]
-                ) -> dict[str, Any]:
-    """Make dataset ``name`` of ``project`` hold exactly ``identifiers`` (series UIDs)."""
-    url = f"{backend_url(pod)}/client/dataset"
-    body = {"name": name, "action": "UPDATE", "identifiers": sorted(set(identifiers))}
+def call(pod: Pod, method: str, path: str, **kwargs: Any) -> Any:
+    """One request to the backend; its JSON answer, or a one-line error."""
+    url = f"{backend_url(pod)}{path}"
     try:
-        answer = requests.put(url, json=body, headers={"Project": project.header()},
-                              timeout=TIMEOUT_SECONDS)
+        answer = requests.request(method, url, timeout=TIMEOUT_SECONDS, **kwargs)
     except requests.RequestException as exc:
         raise KaapanaError(f"cannot reach Kaapana's backend at {url}: "
                            f"{type(exc).__name__}") from None
     if answer.status_code != 200:
-        raise KaapanaError(f"Kaapana's backend refused dataset {name!r} of project "
-                           f"{project.name!r} ({answer.status_code}): {answer.text[:300]}")
+        raise KaapanaError(f"Kaapana's backend answered {answer.status_code} to {method} "
+                           f"{path}: {answer.text[:300]}")
     return answer.json()
+
+
+def put_dataset(pod: Pod, project: Project, name: str, identifiers: Sequence[str]
+                ) -> dict[str, Any]:
+    """Make dataset ``name`` of ``project`` hold exactly ``identifiers`` (series UIDs)."""
+    return call(pod, "PUT", "/client/dataset",
+                json={"name": name, "action": "UPDATE", "identifiers": sorted(set(identifiers))},
+                headers={"Project": project.header()})

@@ -31,10 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import requests
 from cryptography.fernet import Fernet, InvalidToken
 
-from srcohort.kaapana.backend import backend_url
+from srcohort.kaapana.backend import call
 from srcohort.kaapana.bucket import ProjectBucket
 from srcohort.kaapana.errors import KaapanaError
 from srcohort.kaapana.pod import Pod
@@ -43,7 +42,6 @@ from srcohort.logs import get_logger
 log = get_logger(__name__)
 
 POLL_SECONDS = 10.0
-TIMEOUT_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -82,33 +80,21 @@ class Backend:
     """The central instance's kaapana-backend client routes the framework uses."""
 
     def __init__(self, pod: Pod) -> None:
-        self.url = f"{backend_url(pod)}/client"
-
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            answer = requests.request(method, f"{self.url}{path}", timeout=TIMEOUT_SECONDS,
-                                      **kwargs)
-        except requests.RequestException as exc:
-            raise KaapanaError(f"cannot reach Kaapana's backend at {self.url}{path}: "
-                               f"{type(exc).__name__}") from None
-        if answer.status_code != 200:
-            raise KaapanaError(f"Kaapana's backend answered {answer.status_code} to {method} "
-                               f"{path}: {answer.text[:300]}")
-        return answer.json()
+        self.pod = pod
 
     def sites(self, instance_names: list[str]) -> list[dict[str, Any]]:
-        return self._call("POST", "/get-kaapana-instances",
-                          json={"instance_names": instance_names})
+        return call(self.pod, "POST", "/client/get-kaapana-instances",
+                    json={"instance_names": instance_names})
 
     def start_job(self, run: FederatedRun, instance: str) -> int:
-        jobs = self._call("PUT", "/workflow_jobs", json={
+        jobs = call(self.pod, "PUT", "/client/workflow_jobs", json={
             "federated": True, "dag_id": run.remote_conf["federated_form"]["remote_dag_id"],
             "conf_data": run.remote_conf, "username": run.username,
             "instance_names": [instance], "workflow_id": run.workflow_id})
         return int(jobs[0]["id"])
 
     def job(self, job_id: int) -> dict[str, Any]:
-        return self._call("GET", "/job", params={"job_id": job_id})
+        return call(self.pod, "GET", "/client/job", params={"job_id": job_id})
 
 
 def run_sites(pod: Pod, run: FederatedRun, poll: float = POLL_SECONDS,

@@ -13,6 +13,7 @@ from typing import Iterable
 
 from opensearchpy import OpenSearch
 
+from srcohort.export.selection import series_sources
 from srcohort.kaapana.errors import KaapanaError
 from srcohort.kaapana.pacs import DicomWeb
 from srcohort.logs import get_logger
@@ -37,17 +38,8 @@ class PacsFiles:
 
     def __call__(self, client: OpenSearch, series_index: str, uids: Iterable[str]
                  ) -> dict[str, list[str]]:
-        wanted = sorted(set(uids))
-        if not wanted:
-            return {}
-        found = client.mget(index=series_index, body={"ids": wanted},
-                            _source_includes=["files", "retrieve"])
-        docs = {doc["_id"]: doc["_source"] for doc in found["docs"] if doc.get("found")}
         files: dict[str, list[str]] = {}
-        for uid in wanted:
-            doc = docs.get(uid)
-            if doc is None:
-                raise KaapanaError(f"series {uid} is not in {series_index}: index it first")
+        for uid, doc in sorted(series_sources(client, series_index, uids).items()):
             if self.local.get(uid):
                 files[uid] = self.local[uid]
             elif doc.get("files") and all(Path(f).is_file() for f in doc["files"]):

@@ -29,18 +29,19 @@ source; a request that the real service would refuse or mishandle is recorded in
 from __future__ import annotations
 
 import json
-import threading
 from email.parser import BytesParser
 from email.policy import HTTP
 import urllib.parse
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable
+
+from tests.platform.service import JsonHandler, ThreadedHttp
 
 DATASET_ACTIONS = ("ADD", "DELETE", "UPDATE")
 
 
-class KaapanaServices:
+class KaapanaServices(ThreadedHttp):
     def __init__(self) -> None:
         self.projects: dict[str, dict[str, Any]] = {}        # by name
         self.datasets: dict[tuple[str, str], list[str]] = {}  # (project id, name) -> series
@@ -51,20 +52,11 @@ class KaapanaServices:
         self.run_remote: Callable[[dict[str, Any]], str] | None = None
         self.requests: list[dict[str, Any]] = []
         self.violations: list[str] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(self._handler())
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> KaapanaServices:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return self.base_url
 
     def add_project(self, project: dict[str, Any]) -> None:
         self.projects[project["name"]] = project
@@ -246,10 +238,7 @@ class KaapanaServices:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         services = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(JsonHandler):
             def _serve(self, method: str) -> None:
                 parts = urllib.parse.urlsplit(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
@@ -262,13 +251,7 @@ class KaapanaServices:
                 query = dict(urllib.parse.parse_qsl(parts.query))
                 services.requests.append({"method": method, "path": parts.path,
                                           "query": query, "headers": headers, "body": body})
-                status, answer = services._route(method, parts.path, query, headers, body)
-                data = json.dumps(answer).encode("utf-8")
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_json(*services._route(method, parts.path, query, headers, body))
 
             def do_GET(self) -> None:  # noqa: N802
                 self._serve("GET")

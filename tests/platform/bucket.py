@@ -13,8 +13,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from minio import Minio, MinioAdmin
 from minio.credentials import StaticProvider
 
 from srcohort.server.distribution import default_cache_dir
+from tests.platform.service import ServerProcess
 
 ROOT_USER = "srcohort-minio-root"
 # AII get_policy_for_role_and_bucket
@@ -36,23 +35,21 @@ def minio_binary() -> Path:
     return default_cache_dir() / "bin" / "minio"
 
 
-class ObjectStore:
+class ObjectStore(ServerProcess):
     def __init__(self, root: Path, port: int, console_port: int, *, openid_config_url: str,
                  client_secret: str) -> None:
-        self.root = root
+        super().__init__(root, "minio")
         self.port = port
         self.console_port = console_port
         self.openid_config_url = openid_config_url
         self.client_secret = client_secret
         self.root_password = os.urandom(12).hex()
-        self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0) -> ObjectStore:
-        self.root.mkdir(parents=True, exist_ok=True)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.root),
                "MINIO_ROOT_USER": ROOT_USER, "MINIO_ROOT_PASSWORD": self.root_password,
                "MINIO_IDENTITY_OPENID_CONFIG_URL": self.openid_config_url,
@@ -61,35 +58,15 @@ class ObjectStore:
                "MINIO_IDENTITY_OPENID_CLIENT_SECRET": self.client_secret,
                "MINIO_IDENTITY_OPENID_CLAIM_NAME": "policy",
                "MINIO_BROWSER": "off", "MINIO_UPDATE": "off"}
-        log = (self.root / "minio.log").open("wb")
-        self._proc = subprocess.Popen(
-            [str(minio_binary()), "server", str(self.root / "data"), "--address",
-             f"127.0.0.1:{self.port}", "--console-address", f"127.0.0.1:{self.console_port}"],
-            env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"MinIO exited: {self.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/minio/health/live", timeout=2):
-                    return self
-            except OSError:
-                time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"MinIO did not come up: {self.log_tail()}")
 
-    def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-        self._proc = None
+        def live() -> bool:
+            with urllib.request.urlopen(f"{self.url}/minio/health/live", timeout=2):
+                return True
 
-    def log_tail(self) -> str:
-        path = self.root / "minio.log"
-        return path.read_text("utf-8", errors="replace")[-3000:] if path.exists() else ""
+        self.spawn([str(minio_binary()), "server", str(self.root / "data"), "--address",
+                    f"127.0.0.1:{self.port}", "--console-address",
+                    f"127.0.0.1:{self.console_port}"], env, live, timeout)
+        return self
 
     def root_client(self) -> Minio:
         return Minio(f"127.0.0.1:{self.port}", access_key=ROOT_USER,

@@ -17,18 +17,18 @@ was not found), so this speaks the part of Keycloak that Kaapana 0.6 relies on:
 from __future__ import annotations
 
 import base64
-import json
 import secrets
-import threading
 import time
 import urllib.parse
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.platform.service import JsonHandler, ThreadedHttp
 
 REALM = "kaapana"
 CLIENT_ID = "kaapana"
@@ -47,7 +47,7 @@ def _b64(number: int) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
-class Issuer:
+class Issuer(ThreadedHttp):
     """The realm ``kaapana`` on ``127.0.0.1:<port>``; ``users`` and ``lifetime`` may change
     while it runs (a test issues already expired tokens by a negative lifetime)."""
 
@@ -59,12 +59,7 @@ class Issuer:
         self._refresh: dict[str, str] = {}
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self._kid = secrets.token_hex(8)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        super().__init__(self._handler())
 
     @property
     def realm_url(self) -> str:
@@ -73,14 +68,6 @@ class Issuer:
     @property
     def config_url(self) -> str:
         return f"{self.realm_url}/.well-known/openid-configuration"
-
-    def start(self) -> Issuer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     def add_user(self, name: str, *, opensearch: list[str], policy: list[str]) -> str:
         password = secrets.token_urlsafe(12)
@@ -144,35 +131,25 @@ class Issuer:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         issuer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _send(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode("utf-8")
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+        class Handler(JsonHandler):
 
             def do_GET(self) -> None:  # noqa: N802
                 path = urllib.parse.urlsplit(self.path).path
                 if path == f"/auth/realms/{REALM}/.well-known/openid-configuration":
-                    self._send(200, issuer._configuration())
+                    self.send_json(200, issuer._configuration())
                 elif path == f"/auth/realms/{REALM}/protocol/openid-connect/certs":
-                    self._send(200, issuer._jwks())
+                    self.send_json(200, issuer._jwks())
                 else:
-                    self._send(404, {"error": "not found"})
+                    self.send_json(404, {"error": "not found"})
 
             def do_POST(self) -> None:  # noqa: N802
                 path = urllib.parse.urlsplit(self.path).path
                 if path != f"/auth/realms/{REALM}/protocol/openid-connect/token":
-                    self._send(404, {"error": "not found"})
+                    self.send_json(404, {"error": "not found"})
                     return
                 length = int(self.headers.get("Content-Length") or 0)
                 form = dict(urllib.parse.parse_qsl(self.rfile.read(length).decode("utf-8")))
-                self._send(*issuer._token(form))
+                self.send_json(*issuer._token(form))
 
         return Handler
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pydicom
+
+from tests.platform.service import ServerProcess
 
 ORTHANC = "/usr/sbin/Orthanc"
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
@@ -31,14 +31,13 @@ def available() -> bool:
     return Path(ORTHANC).is_file() and DICOMWEB_PLUGIN.is_file()
 
 
-class Pacs:
+class Pacs(ServerProcess):
     """One Orthanc with its storage, index and config in ``root``."""
 
     def __init__(self, root: Path, dicom_port: int, http_port: int) -> None:
-        self.root = root
+        super().__init__(root, "orthanc")
         self.dicom_port = dicom_port
         self.http_port = http_port
-        self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -64,33 +63,9 @@ class Pacs:
             "SaveJobs": False, "StableAge": 1,
         }
         (self.root / "orthanc.json").write_text(json.dumps(config), "utf-8")
-        log = (self.root / "orthanc.log").open("wb")
-        self._proc = subprocess.Popen([ORTHANC, str(self.root / "orthanc.json")],
-                                      stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"Orthanc exited: {self.log_tail()}")
-            try:
-                self.get("/system")
-                return self
-            except OSError:
-                time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"Orthanc did not come up: {self.log_tail()}")
-
-    def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-        self._proc = None
-
-    def log_tail(self) -> str:
-        path = self.root / "orthanc.log"
-        return path.read_text("utf-8", errors="replace")[-3000:] if path.exists() else ""
+        self.spawn([ORTHANC, str(self.root / "orthanc.json")], None,
+                   lambda: bool(self.get("/system")), timeout)
+        return self
 
     def get(self, path: str) -> Any:
         with urllib.request.urlopen(f"{self.url}{path}", timeout=30) as answer:

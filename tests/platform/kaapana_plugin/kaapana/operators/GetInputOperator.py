@@ -7,7 +7,6 @@ directly and a series is served only if it was stored with the called AE ``kp-<p
 
 import json
 import urllib.request
-from pathlib import Path
 
 from airflow.exceptions import AirflowException
 
