@@ -285,6 +285,21 @@ def test_dataset_is_exported_into_the_project_bucket(
     assert "SRCOHORT_SECRET" in pods[0]["env"]
 
 
+def test_cohort_is_exported_fetching_its_series_from_the_pacs(
+        kaapana: Platform, airflow: Airflow, scenario: Scenario, indexed: dict[str, Any]) -> None:
+    """Without a dataset nothing is in the run folder: every series comes by WADO-RS."""
+    run = airflow.dag_test("srcohort-export-cohort", _conf(
+        kaapana, scenario.project, {"cohort": COHORT, "output_format": "dicom"}))
+    assert run["state"] == "success", run["log"]
+    summary = _bucket_json(kaapana, f"project-{scenario.project}",
+                           f"srcohort/exports/{run['run_id']}/export.json")
+    counts = count_patients(kaapana.client(kaapana.user(scenario.project)),
+                            resolve_cohort(COHORT), prefix=scenario.prefix)
+    assert summary["dicom"]["patients"] == counts["total"] > 0
+    assert summary["fetched_from_pacs"] > 0
+    assert summary["dicom"]["files"] > 0
+
+
 def test_other_project_cannot_fetch_or_index_alphas_series(
         kaapana: Platform, airflow: Airflow, indexed: dict[str, Any]) -> None:
     run = airflow.dag_test("srcohort-index", _conf(
