@@ -26,6 +26,8 @@ best of ``--repeat`` runs in this run on this machine, baseline included.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import argparse
 import io
 import os
@@ -71,9 +73,10 @@ def _site_inputs(consortium: Path, scratch: Path
     for site_dir in sorted(consortium.glob("site-*")):
         mapping = load_mapping(site_dir)
         report = ConversionReport(mapping.site)
-        series, _ = scan_series(mapping.images)
+        series, _, _ = scan_series(mapping.images, site_dir)
         patients, segmentations = collect_patients(
-            mapping, series, Quarantine(scratch / site_dir.name, site_dir, report))
+            mapping, series, Quarantine(scratch / site_dir.name, site_dir, report),
+            dt.date.today())
         sites.append((mapping, patients, segmentations))
     return sites
 

@@ -25,15 +25,54 @@ def _client(args: argparse.Namespace):
                    client_cert=args.client_cert, client_key=args.client_key)
 
 
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+
+
 def _print(data: object, as_json: bool) -> None:
     if as_json:
         print(json.dumps(data, indent=1, sort_keys=True, default=str))
-    elif isinstance(data, dict):
-        width = max((len(str(k)) for k in data), default=0)
-        for key, value in data.items():
-            print(f"{str(key):<{width}}  {value}")
     else:
-        print(data)
+        print("\n".join(_lines(data)))
+
+
+def _lines(data: object, indent: str = "") -> list[str]:
+    """``data`` as aligned ``key  value`` lines, nested mappings indented below their key."""
+    if not isinstance(data, dict):
+        return [f"{indent}{data}"]
+    width = max((len(str(k)) for k in data), default=0)
+    lines: list[str] = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            lines.append(f"{indent}{key}")
+            lines += _lines(value, indent + "  ")
+        elif isinstance(value, (list, tuple)):
+            lines.append(f"{indent}{str(key):<{width}}  {', '.join(map(str, value))}")
+        else:
+            lines.append(f"{indent}{str(key):<{width}}  {value}")
+    return lines
+
+
+def _conversion_summary(report, args: argparse.Namespace, report_path: Path | None) -> int:
+    """Print a conversion's (or validation's) counts and refusals; the exit code says whether
+    anything usable came out: 1 when inputs existed and none converted, 3 (``--strict``) when
+    any input was refused."""
+    counts = report.counts()
+    if args.json:
+        _print(report.to_dict(), True)
+    else:
+        print(f"{report.site}: " + ", ".join(f"{n} {what}" for what, n in sorted(counts.items()))
+              + (f"; report {report_path}" if report_path else ""))
+        for outcome in report.quarantined[:args.show]:
+            where = f"{outcome.input}:{outcome.line}" if outcome.line else outcome.input
+            print(f"  refused {where}: {outcome.reason}")
+        if len(report.quarantined) > args.show:
+            print(f"  ... {len(report.quarantined) - args.show} more in the report")
+    if report.outcomes and not counts.get("converted"):
+        print("error: no input could be converted", file=sys.stderr)
+        return EXIT_FAILED
+    if args.strict and report.quarantined:
+        return EXIT_PARTIAL
+    return EXIT_OK
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
@@ -45,18 +84,29 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
+    from srcohort.convert.report import REPORT
     from srcohort.convert.site import convert_site
     report = convert_site(args.site_dir, args.out, workers=args.workers)
-    _print({"site": report.site, **report.counts()}, args.json)
-    return 0
+    return _conversion_summary(report, args, args.out / REPORT)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from srcohort.convert.site import validate_site
+    return _conversion_summary(validate_site(args.site_dir, workers=args.workers), args, None)
 
 
 def cmd_index(args: argparse.Namespace) -> int:
     from srcohort.index.indexer import index_directory
+    if not args.dicom_dir.is_dir():
+        print(f"error: {args.dicom_dir} is not a folder", file=sys.stderr)
+        return EXIT_USAGE
     stats = index_directory(_client(args), args.dicom_dir, site=args.site, prefix=args.prefix)
     _print({"series": stats.series, "patients": stats.patients, "errors": len(stats.errors)},
            args.json)
-    return 0
+    if stats.errors and not stats.series:
+        print("error: no file could be indexed", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def cmd_cohort(args: argparse.Namespace) -> int:
@@ -168,8 +218,16 @@ def _connection_options(parser: argparse.ArgumentParser, prefix: bool = True) ->
                         help="basic auth user (password from $SRCOHORT_OPENSEARCH_PASSWORD); "
                              "a bearer token is read from $SRCOHORT_OPENSEARCH_TOKEN")
     if prefix:
-        parser.add_argument("--prefix", default=DEFAULT_PREFIX,
+        parser.add_argument("--prefix", default=DEFAULT_PREFIX, type=_prefix,
                             help=f"index name prefix, one per deployment ({DEFAULT_PREFIX})")
+
+
+def _prefix(text: str) -> str:
+    from srcohort.index.mapping import check_prefix
+    try:
+        return check_prefix(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _k(text: str) -> int:
@@ -211,10 +269,23 @@ def build_parser() -> argparse.ArgumentParser:
     consortium_options(p)
     p.add_argument("--out", type=Path, required=True, help="output folder")
 
-    p = add("convert", cmd_convert, "convert one site export (mapping.yaml) to DICOM and SR")
-    p.add_argument("site_dir", type=Path, help="site export folder with mapping.yaml")
+    def site_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("site_dir", type=Path, help="site export folder with mapping.yaml")
+        p.add_argument("--workers", type=int, default=None,
+                       help="processes (default: the cores this process may use)")
+        p.add_argument("--strict", action="store_true",
+                       help="exit with 3 when any input is refused (default: 0 unless nothing "
+                            "converts, then 1)")
+        p.add_argument("--show", type=int, default=20, help="refusals to list (20)")
+
+    p = add("convert", cmd_convert, "convert one site export (mapping.yaml) to DICOM and SR; "
+                                    "exit 0, 1 when no input converts, 2 for a bad mapping")
+    site_options(p)
     p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+
+    p = add("validate", cmd_validate, "check a site export (mapping, tables, images, ECGs, "
+                                      "label maps) as convert would, writing nothing")
+    site_options(p)
 
     p = add("index", cmd_index, "index a folder of DICOM files into OpenSearch")
     p.add_argument("dicom_dir", type=Path, help="folder with DICOM files (searched recursively)")
@@ -290,7 +361,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.configure(args.log_level)
     from opensearchpy.exceptions import (AuthenticationException, AuthorizationException,
-                                         ConnectionError as OpenSearchUnreachable)
+                                         ConnectionError as OpenSearchUnreachable,
+                                         NotFoundError)
 
     from srcohort.cohort.definition import CohortError
     from srcohort.export.state import ExportConflict
@@ -314,3 +386,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OpenSearchUnreachable as exc:
         print(f"error: cannot talk to OpenSearch: {exc.error}", file=sys.stderr)
         return 2
+    except NotFoundError:
+        print(f"error: OpenSearch has no srcohort index with prefix "
+              f"{getattr(args, 'prefix', '')!r}: index a site first, or check --prefix",
+              file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}",
+              file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:   # the log line carries the traceback for the site's admin
+        logs.get_logger("srcohort.cli").exception("failed", extra={"command": args.command})
+        print(f"error: {type(exc).__name__}: {exc} (details in the log)", file=sys.stderr)
+        return EXIT_FAILED

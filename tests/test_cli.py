@@ -11,8 +11,8 @@ import pytest
 
 from srcohort.cli import build_parser, main
 
-SUBCOMMANDS = ["demo", "demo-data", "convert", "index", "cohort", "federated", "export",
-               "opensearch"]
+SUBCOMMANDS = ["demo", "demo-data", "convert", "validate", "index", "cohort", "federated",
+               "export", "opensearch"]
 
 
 def _srcohort(*args: str) -> subprocess.CompletedProcess:

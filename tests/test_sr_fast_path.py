@@ -69,9 +69,10 @@ def _patients(consortium: Path, scratch: Path) -> list[PatientInputs]:
     for site_dir in sorted(consortium.glob("site-*")):
         mapping = load_mapping(site_dir)
         report = ConversionReport(mapping.site)
-        series, _ = scan_series(mapping.images)
+        series, _, _ = scan_series(mapping.images, site_dir)
         found, _ = collect_patients(mapping, series,
-                                     Quarantine(scratch / site_dir.name, site_dir, report))
+                                     Quarantine(scratch / site_dir.name, site_dir, report),
+            dt.date.today())
         patients += [found[pid] for pid in sorted(found)]
     return patients
 

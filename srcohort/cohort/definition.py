@@ -23,6 +23,10 @@ from srcohort.index.mapping import SUMMARY_ATTRIBUTES, field_suffix
 from srcohort.sr.profiles import default_profiles
 
 T = TypeVar("T")
+# Bounds that keep a definition a cohort, not a denial of service: nesting far beyond what a
+# person writes, and more values in one list than OpenSearch's terms query takes (65536).
+MAX_DEPTH = 32
+MAX_VALUES = 10_000
 ATTRIBUTE_KINDS = {"integer": "integer", "float": "number", "date": "date"}   # else keyword
 
 
@@ -40,6 +44,9 @@ def load_cohort(source: Path | str | dict) -> Cohort:
             raw = yaml.safe_load(text)
         except (yaml.YAMLError, ValueError) as exc:   # ValueError: e.g. a date 2020-13-01
             raise CohortError(f"cohort definition is not valid YAML: {exc}") from exc
+        except RecursionError:
+            raise CohortError(f"cohort definition is nested too deeply (more than "
+                              f"{MAX_DEPTH} levels are refused)") from None
     _expect_keys(raw, "cohort", required={"name", "patients"}, optional={"description"})
     return Cohort(name=str(raw["name"]), description=str(raw.get("description", "")),
                   patients=_expr(raw["patients"], "patients"), source=raw)
@@ -50,16 +57,20 @@ def known_events() -> tuple[str, ...]:
     return tuple(sorted({name for profile in default_profiles() for name in profile.anchors}))
 
 
-def _expr(raw: Any, path: str) -> Expr:
+def _expr(raw: Any, path: str, depth: int = 1) -> Expr:
+    if depth > MAX_DEPTH:
+        raise CohortError(f"{path}: nested more than {MAX_DEPTH} levels deep")
     if not isinstance(raw, dict) or len(raw) != 1:
         raise CohortError(f"{path}: expected exactly one of all/any/not/series/annotation")
     (key, value), = raw.items()
     if key in ("all", "any"):
         if not isinstance(value, list) or not value:
             raise CohortError(f"{path}.{key}: expected a non-empty list")
-        return BoolExpr(key, tuple(_expr(v, f"{path}.{key}[{i}]") for i, v in enumerate(value)))
+        _bounded(value, f"{path}.{key}")
+        return BoolExpr(key, tuple(_expr(v, f"{path}.{key}[{i}]", depth + 1)
+                                   for i, v in enumerate(value)))
     if key == "not":
-        return BoolExpr("not", (_expr(value, f"{path}.not"),))
+        return BoolExpr("not", (_expr(value, f"{path}.not", depth + 1),))
     if key == "series":
         return _series(value, f"{path}.series")
     if key == "annotation":
@@ -93,7 +104,7 @@ def _attribute(name: Any, raw: Any, path: str) -> AttributeCondition:
         low, high = (_scalar(raw.get(k), kind, f"{path}.{k}") for k in ("min", "max"))
         _ordered(low, high, path)
         return AttributeCondition(name, kind, min=low, max=high)
-    values = raw if isinstance(raw, list) else [raw]
+    values = _bounded(raw, path) if isinstance(raw, list) else [raw]
     if not values:
         raise CohortError(f"{path}: expected a value, a list of values or {{min, max}}")
     return AttributeCondition(name, kind, tuple(_scalar(v, kind, f"{path}[{i}]")
@@ -217,13 +228,20 @@ def _list(raw: Any, path: str) -> list:
         return []
     if not isinstance(raw, list):
         raise CohortError(f"{path}: expected a list")
-    return raw
+    return _bounded(raw, path)
+
+
+def _bounded(values: list, path: str) -> list:
+    if len(values) > MAX_VALUES:
+        raise CohortError(f"{path}: {len(values)} entries; at most {MAX_VALUES} are allowed "
+                          f"in one list")
+    return values
 
 
 def _strings(raw: Any, path: str) -> tuple[str, ...]:
     if raw is None:
         return ()
-    values = raw if isinstance(raw, list) else [raw]
+    values = _bounded(raw, path) if isinstance(raw, list) else [raw]
     if not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in values):
         raise CohortError(f"{path}: expected a string or a list of strings")
     return tuple(str(v) for v in values)

@@ -8,6 +8,7 @@
     <out>/tables/patients.parquet            pseudonym, site, split, label, files, SR features
     <out>/manifest.json                      settings, counts, every file's sha256 (no timestamps)
     <out>/croissant.json                     the dataset card (Croissant JSON-LD)
+    <out>/status.json                        running, failed (why) or complete (what was left out)
     <out>/COMPLETE                           written last, after the PHI verification
 
 Patients appear only as HMAC pseudonyms; the tables hold no dates (days from the TAVI
@@ -39,7 +40,8 @@ from srcohort.export.ecg_arrays import LEADS, EcgArrayError, ecg_array
 from srcohort.export.features import Column, feature_columns, patient_features
 from srcohort.export.selection import Sample, choose_sample, series_files
 from srcohort.export.split import SplitFractions, assign_split
-from srcohort.export.state import ExportState, json_bytes, write_atomic
+from srcohort.export.state import ExportState, json_bytes, secret_digest, write_atomic
+from srcohort.export.status import tracked
 from srcohort.export.verify import Subject, verify_export
 from srcohort.export.volumes import (Volume, VolumeError, canonical, ct_volume, nifti_bytes,
                                      seg_masks)
@@ -105,7 +107,7 @@ def export_training(client: OpenSearch, cohort: Cohort, out_dir: Path, *, secret
     patients = list(list_patients(client, cohort, prefix=prefix))
     state = ExportState(out_dir, {
         "format": FORMAT, "cohort_sha256": cohort.digest, "settings": settings.to_dict(),
-        "secret": hashlib.sha256(b"srcohort-export-identity\x1f" + secret).hexdigest()[:16]})
+        "secret": secret_digest(secret)})
     subjects: dict[str, Subject] = {}
     done: dict[str, dict[str, Any]] = {}
     jobs: list[_Job] = []
@@ -121,24 +123,28 @@ def export_training(client: OpenSearch, cohort: Cohort, out_dir: Path, *, secret
         else:
             jobs.append((out_dir, patient, alias, sample, files, columns, settings))
     records: list[dict[str, Any]] = list(done.values())
-    with fork_map(_write_job, jobs, workers=workers) as results:
-        for alias, record in progress(zip((job[2] for job in jobs), results), total=len(jobs),
-                                      what="patients exported", logger=log):
-            state.record(alias, record)
-            records.append(record)
-            if on_patient is not None:
-                on_patient(alias)
-    resumed = len(done)
-    state.forget_except({r["row"]["pseudonym"] for r in records}, FOLDERS)
-    table = write_atomic(out_dir / PATIENTS_TABLE,
-                         _patients_table(records, columns, settings.label.field))
-    manifest = _manifest(cohort, settings, columns, records,
-                         {"path": PATIENTS_TABLE, "kind": "table", **table})
-    manifest_bytes = json_bytes(manifest)
-    write_atomic(out_dir / "manifest.json", manifest_bytes)
-    write_atomic(out_dir / "croissant.json", json_bytes(croissant_card(manifest, columns)))
-    verify_export(out_dir, subjects)        # raises: the export stays incomplete
-    state.complete(hashlib.sha256(manifest_bytes).hexdigest())
+    with tracked(out_dir, export_format=FORMAT, cohort_sha256=cohort.digest) as tracker:
+        with fork_map(_write_job, jobs, workers=workers) as results:
+            for alias, record in progress(zip((job[2] for job in jobs), results),
+                                          total=len(jobs), what="patients exported",
+                                          logger=log):
+                state.record(alias, record)
+                records.append(record)
+                if on_patient is not None:
+                    on_patient(alias)
+        resumed = len(done)
+        state.forget_except({r["row"]["pseudonym"] for r in records}, FOLDERS)
+        table = write_atomic(out_dir / PATIENTS_TABLE,
+                             _patients_table(records, columns, settings.label.field))
+        manifest = _manifest(cohort, settings, columns, records,
+                             {"path": PATIENTS_TABLE, "kind": "table", **table})
+        manifest_bytes = json_bytes(manifest)
+        write_atomic(out_dir / "manifest.json", manifest_bytes)
+        write_atomic(out_dir / "croissant.json", json_bytes(croissant_card(manifest, columns)))
+        verify_export(out_dir, subjects)        # raises: the export stays incomplete
+        tracker.manifest_sha256 = hashlib.sha256(manifest_bytes).hexdigest()
+        for problem in manifest["problems"]:
+            tracker.leave_out(problem["pseudonym"], problem["modality"], problem["error"])
     result = TrainingExportResult(
         str(out_dir), len(records), resumed, len(manifest["files"]),
         sum(f["bytes"] for f in manifest["files"]), round(time.monotonic() - start, 3),
