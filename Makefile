@@ -5,9 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system python helm opensearch demo test lint clean
+.PHONY: setup system python helm opensearch vega demo test lint clean
 
-setup: system python helm opensearch
+setup: system python helm opensearch vega
 
 system:
 	bash tools/install-system.sh
@@ -23,6 +23,9 @@ $(STAMP): requirements.txt constraints.txt setup.cfg pyproject.toml
 
 helm:
 	bash tools/install-helm.sh
+
+vega:
+	bash tools/install-vega.sh
 
 opensearch: python
 	$(BIN)/python -c "from srcohort.server.distribution import ensure_distribution; print(ensure_distribution())"

@@ -7,6 +7,7 @@ One subcommand per stage of the data flow. Results go to stdout (tables, or JSON
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -77,8 +78,13 @@ def _conversion_summary(report, args: argparse.Namespace, report_path: Path | No
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
     from srcohort.demo.consortium import generate_consortium
-    truth = generate_consortium(args.out, sites=args.sites, patients_per_site=args.patients_per_site,
-                                seed=args.seed)
+    from srcohort.demo.generic import generate_study_consortium
+    from srcohort.study.load import load_study
+    study = load_study()
+    generate = generate_consortium if study.name == "tavi" else functools.partial(
+        generate_study_consortium, study=study)
+    truth = generate(args.out, sites=args.sites, patients_per_site=args.patients_per_site,
+                     seed=args.seed)
     print(f"consortium written to {args.out} (ground truth: {truth})")
     return 0
 
@@ -243,12 +249,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="srcohort", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"srcohort {__version__}")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    parser.add_argument("--study", default=None,
+                        help="the study: a shipped one (tavi, lung-nodules) or a folder with "
+                             "study.yaml (default: $SRCOHORT_STUDY, else tavi)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, func: Callable[[argparse.Namespace], int], help_text: str,
             json_option: bool = True) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(func=func)
+        p.add_argument("--study", default=argparse.SUPPRESS,
+                       help="the study, as the global --study (default: $SRCOHORT_STUDY or tavi)")
         if json_option:
             p.add_argument("--json", action="store_true", help="print results as JSON")
         return p
@@ -265,7 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder (demo-out)")
     p.add_argument("--keep-server", action="store_true", help="leave OpenSearch running")
 
-    p = add("demo-data", cmd_demo_data, "write a synthetic multi-site TAVI consortium export")
+    p = add("demo-data", cmd_demo_data, "write a synthetic multi-site consortium export of the "
+                                        "study (--study) and its ground truth")
     consortium_options(p)
     p.add_argument("--out", type=Path, required=True, help="output folder")
 
@@ -360,6 +372,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.configure(args.log_level)
+    from srcohort.study.load import STUDY_ENV, StudyError, load_study
+    if args.study:
+        os.environ[STUDY_ENV] = args.study
+    try:
+        load_study()
+    except StudyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     from opensearchpy.exceptions import (AuthenticationException, AuthorizationException,
                                          ConnectionError as OpenSearchUnreachable,
                                          NotFoundError)

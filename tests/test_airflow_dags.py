@@ -256,7 +256,7 @@ def test_kaapana_steps_run_the_cli_like_the_container(
     bag = _run_python(DAGBAG_SCRIPT, [str(DAGS), RESULT], env)
     assert bag["import_errors"] == {}
 
-    cohort_yaml = saved_cohorts()["tavi-self-expanding"].read_text("utf-8")
+    cohort_yaml = saved_cohorts()["tavi-self-expanding"]
     forms = {"srcohort-convert-index": {"site_dir": str(site_dir), "site": "site-01",
                                         "index_prefix": index_prefix},
              "srcohort-cohort-export": {"cohort": cohort_yaml, "index_prefix": index_prefix},

@@ -44,8 +44,8 @@ def test_invalid_cohort_is_one_line_and_exit_2(tmp_path: Path) -> None:
     result = _srcohort("cohort", "explain", str(bad))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "error: patients.annotation: unknown key(s) code (known: at_least, codes, dates, kind, "
-        "numbers, segments, template, texts, title, within)"]
+        "error: patients.annotation: unknown key(s) code (known: at_least, codes, dates, fields, "
+        "kind, numbers, segments, template, texts, title, within)"]
 
 
 def test_convert_with_a_broken_mapping_names_the_file(tmp_path: Path) -> None:

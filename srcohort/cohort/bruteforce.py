@@ -21,9 +21,10 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from srcohort.cohort.model import (AnnotationCondition, AttributeCondition, BoolExpr,
-                                   CodeCondition, DateCondition, Expr, NumberCondition,
-                                   SegmentCondition, SeriesCondition, TextCondition, Window)
-from srcohort.cohort.units import equivalent_ranges
+                                   CodeCondition, DateCondition, Expr, FieldCondition,
+                                   NumberCondition, SegmentCondition, SeriesCondition,
+                                   TextCondition, Window)
+from srcohort.units import equivalent_ranges
 from srcohort.index.content import sr_annotation
 from srcohort.index.fields import kaapana_fields
 from srcohort.index.mapping import TEXT_KEYWORD_LIMIT
@@ -146,7 +147,17 @@ def _annotation_matches(cond: AnnotationCondition, annotation: Dated) -> bool:
                     for d in cond.dates)
             and all(any(_segment_matches(s, item) for item in content.get("segments", []))
                     for s in cond.segments)
+            and all(_field_matches(f, (content.get("fields") or {}).get(f.name))
+                    for f in cond.fields)
             and _in_window(cond.within, annotation))
+
+
+def _field_matches(cond: FieldCondition, stored: Any) -> bool:
+    """Any of a repeated field's values may satisfy the condition."""
+    values = stored if isinstance(stored, list) else [] if stored is None else [stored]
+    if cond.values:
+        return any(value in cond.values for value in values)
+    return any(_between(value, cond.min, cond.max) for value in values)
 
 
 def _code_matches(cond: CodeCondition, item: dict) -> bool:

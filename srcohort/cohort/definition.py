@@ -10,17 +10,20 @@ nobody would look like a finding.
 from __future__ import annotations
 
 import datetime as dt
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import yaml
 
+from srcohort import units
 from srcohort.cohort.model import (AnnotationCondition, AttributeCondition, BoolExpr,
-                                   CodeCondition, Cohort, DateCondition, Expr, NumberCondition,
-                                   Scalar, SegmentCondition, SeriesCondition, TextCondition,
-                                   Window)
+                                   CodeCondition, Cohort, DateCondition, Expr, FieldCondition,
+                                   NumberCondition, Scalar, SegmentCondition, SeriesCondition,
+                                   TextCondition, Window)
 from srcohort.index.mapping import SUMMARY_ATTRIBUTES, field_suffix
 from srcohort.sr.profiles import default_profiles
+from srcohort.study.model import Node
 
 T = TypeVar("T")
 # Bounds that keep a definition a cohort, not a denial of service: nesting far beyond what a
@@ -113,7 +116,11 @@ def _attribute(name: Any, raw: Any, path: str) -> AttributeCondition:
 
 def _annotation(raw: Any, path: str) -> AnnotationCondition:
     _expect_keys(raw, path, optional={"kind", "template", "title", "codes", "numbers", "texts",
-                                      "dates", "segments", "within", "at_least"})
+                                      "dates", "segments", "fields", "within", "at_least"})
+    template = None if raw.get("template") is None else str(raw["template"])
+    fields = raw.get("fields") or {}
+    if not isinstance(fields, dict):
+        raise CohortError(f"{path}.fields: expected a mapping of field name to condition")
     return AnnotationCondition(
         kinds=_strings(raw.get("kind"), f"{path}.kind"),
         template=None if raw.get("template") is None else str(raw["template"]),
@@ -123,8 +130,68 @@ def _annotation(raw: Any, path: str) -> AnnotationCondition:
         texts=tuple(_items(raw, "texts", path, _text_condition)),
         dates=tuple(_items(raw, "dates", path, _date_condition)),
         segments=tuple(_items(raw, "segments", path, _segment_condition)),
+        fields=tuple(_field_condition(str(name), value, f"{path}.fields.{name}", template)
+                     for name, value in fields.items()),
         within=_window(raw.get("within"), f"{path}.within"),
         at_least=_at_least(raw.get("at_least", 1), f"{path}.at_least"))
+
+
+def declared_fields(template: str | None = None) -> dict[str, list[Node]]:
+    """Field name -> the nodes the active study's templates (and the standard ones) declare
+    under it; only ``template``'s when given."""
+    found: dict[str, list[Node]] = {}
+    for profile in default_profiles():
+        if template is None or profile.template == template:
+            for node in profile.fields.values():
+                found.setdefault(str(node.field), []).append(node)
+    return found
+
+
+def _field_condition(name: str, raw: Any, path: str, template: str | None) -> FieldCondition:
+    """``fields: {diabetes: "yes", size: {min: 26, unit: mm}}``: values by their
+    canonical names (or codes), numbers with bounds in any unit of the field's dimension."""
+    nodes = declared_fields(template).get(name)
+    if not nodes:
+        known = sorted(declared_fields(template))
+        raise CohortError(f"{path}: no template{f' {template}' if template else ''} declares a "
+                          f"field {name!r} (declared: {', '.join(known)})")
+    kinds = {node.value_type for node in nodes}
+    if len(kinds) > 1:
+        raise CohortError(f"{path}: field {name!r} is declared as {' and '.join(sorted(kinds))} "
+                          f"by different templates; name the template")
+    (kind,) = kinds
+    if kind == "CODE":
+        terms = {term: code for node in nodes for term, code, _ in node.terms}
+        allowed = {code for node in nodes for code in node.values}
+        values = _strings(raw, path)
+        unknown = [v for v in values if v not in terms and v not in allowed]
+        if unknown or not values:
+            raise CohortError(f"{path}: {', '.join(map(repr, unknown)) or 'no value'} is not a "
+                              f"value of field {name!r} (values: "
+                              f"{', '.join(sorted(terms) or sorted(allowed))})")
+        return FieldCondition(name, tuple(terms.get(v, v) for v in values))
+    if not isinstance(raw, dict):
+        raise CohortError(f"{path}: a {kind} field takes {{min, max}}, got {raw!r}")
+    if kind == "NUM":
+        _expect_some(raw, path, {"min", "max", "unit"})
+        units_ = {node.unit for node in nodes}
+        low, high = (_number(raw.get(k), f"{path}.{k}") for k in ("min", "max"))
+        if raw.get("unit") is not None:
+            (declared,) = units_ if len(units_) == 1 else (None,)
+            factor = units.factor(str(raw["unit"]), str(declared)) if declared else None
+            if factor is None:
+                raise CohortError(f"{path}.unit: {raw['unit']!r} cannot be converted to the "
+                                  f"field's unit {' or '.join(sorted(map(str, units_)))}")
+            low, high = (None if b is None else float(Fraction(repr(b)) * factor)
+                         for b in (low, high))
+        _ordered(low, high, path)
+        return FieldCondition(name, min=low, max=high)
+    if kind == "DATE":
+        _expect_some(raw, path, {"min", "max"})
+        low, high = (_scalar(raw.get(k), "date", f"{path}.{k}") for k in ("min", "max"))
+        _ordered(low, high, path)
+        return FieldCondition(name, min=low, max=high)
+    raise CohortError(f"{path}: {kind} fields are not filtered by value here (use texts)")
 
 
 def _items(raw: dict, key: str, path: str, parse: Callable[[Any, str], T]) -> list[T]:

@@ -19,7 +19,8 @@ import random
 from typing import Any, Mapping, Sequence
 
 from srcohort.cohort.bruteforce import Dated, PatientFacts
-from srcohort.cohort.units import equivalent_ranges
+from srcohort.cohort.definition import declared_fields
+from srcohort.units import equivalent_ranges
 from srcohort.index.mapping import SUMMARY_ATTRIBUTES, field_suffix
 
 ABSENT_CODE = "99SRCOHORT:ABSENT"
@@ -37,6 +38,7 @@ class RandomDefinitions:
         self.patients = [patients[key] for key in sorted(patients)]
         self.events = list(events)
         self.modalities = sorted({s.modality for p in self.patients for s in p.series})
+        self.declared = declared_fields()
 
     def definitions(self, count: int) -> list[dict[str, Any]]:
         return [{"name": f"random-{i}", "patients": self.expr(0)} for i in range(count)]
@@ -123,9 +125,54 @@ class RandomDefinitions:
                      if item]
             if items:
                 cond[key] = items
+        fields = self._fields(pick(), pick(), cond.get("template"))
+        if fields:
+            cond["fields"] = fields
         self._maybe_window(cond, own if rng.random() < 0.7 else other, 0.2)
         self._maybe_count(cond)
         return cond
+
+    def _fields(self, own: dict, other: dict, template: str | None) -> dict[str, Any]:
+        """Conditions on declared fields by name: codes by canonical name or code (sometimes
+        from another annotation), number bounds in the field's unit or another of its
+        dimension, date ranges."""
+        rng = self.rng
+        stored = own.get("fields") or {}
+        declared = self.declared if template is None else declared_fields(template)
+        names = [n for n in sorted(stored) if declared.get(n)
+                 and len({node.value_type for node in declared[n]}) == 1
+                 and declared[n][0].value_type in ("CODE", "NUM", "DATE")]
+        if not names or rng.random() >= 0.35:
+            return {}
+        conditions: dict[str, Any] = {}
+        for name in rng.sample(names, k=min(len(names), rng.randint(1, 2))):
+            node = declared[name][0]
+            source = (other.get("fields") or {}).get(name, stored[name]) \
+                if rng.random() < 0.3 else stored[name]
+            value = rng.choice(source) if isinstance(source, list) else source
+            if node.value_type == "CODE":
+                by_code = {code: term for term, code, _ in node.terms}
+                spelled = by_code.get(value, value) if rng.random() < 0.6 else value
+                conditions[name] = spelled
+                if node.terms and rng.random() < 0.3:
+                    conditions[name] = [spelled, rng.choice(node.terms)[0]]
+            elif node.value_type == "NUM":
+                step = rng.choice((0.0, 0.5, 5.0))
+                low, high = rng.choice(((value, value), (value - step, None),
+                                        (None, value + step), (value + step, None)))
+                bounds = {k: v for k, v in (("min", low), ("max", high)) if v is not None}
+                if node.unit and rng.random() < 0.4:
+                    unit, low, high = rng.choice(equivalent_ranges(node.unit, low, high))
+                    bounds = {k: v for k, v in (("min", low), ("max", high), ("unit", unit))
+                              if v is not None}
+                conditions[name] = bounds
+            else:
+                day = dt.date.fromisoformat(str(value))
+                shift = dt.timedelta(days=rng.choice((0, 1, 30)))
+                conditions[name] = rng.choice(({"min": (day - shift).isoformat()},
+                                               {"max": (day - shift).isoformat()},
+                                               {"min": day.isoformat(), "max": day.isoformat()}))
+        return conditions
 
     def _code(self, items: list[dict], mixed: bool) -> dict[str, Any]:
         rng = self.rng

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Callable
 
-from pydicom.dataset import Dataset
 
 from srcohort.convert.outputs import seal
 from srcohort.convert.patients import PatientInputs
@@ -37,9 +36,9 @@ def convert_ecgs(mapping: SiteMapping, patients: dict[str, PatientInputs], write
     """Every file of the site's ECG folder -> waveform + report, joined to its patient."""
     if mapping.ecg is None or not mapping.ecg.is_dir():
         return
-    for path, refusal in site_files(mapping.ecg, mapping.root):
-        if refusal:
-            quarantine.add(RowError(path, None, refusal))
+    for path, reason in site_files(mapping.ecg, mapping.root):
+        if reason:
+            quarantine.add(RowError(path, None, reason))
             continue
         rel = str(path.relative_to(mapping.root))
         try:

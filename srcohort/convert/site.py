@@ -16,7 +16,6 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Iterable
 
-from pydicom.dataset import Dataset
 
 from srcohort.convert.outputs import dicom_path, store, supersede
 from srcohort.convert.patients import PatientInputs, build_patient
@@ -27,8 +26,9 @@ from srcohort.logs import get_logger, progress
 from srcohort.parallel import fork_map
 from srcohort.sources import identifiers
 from srcohort.sources.images import Series, scan_series
-from srcohort.sources.mapping import SiteMapping, TableSpec, load_mapping
+from srcohort.sources.mapping import SEGMENTATIONS, SiteMapping, load_mapping
 from srcohort.sources.tables import RowError, TableRecord, read_table
+from srcohort.study.model import Study
 
 log = get_logger(__name__)
 IMAGE_MODALITIES = {"CT"}
@@ -81,7 +81,7 @@ def _convert(mapping: SiteMapping, out_dir: Path | None, workers: int | None, to
             report.duplicate(duplicate.file, site_dir, duplicate.same_as)
     _copy_images(series.values(), dicom_root, site_dir, report)
     patients, segmentations = collect_patients(mapping, series, quarantine, today)
-    _build_all(patients, dicom_root, site_dir, report, quarantine, workers)
+    _build_all(mapping.study, patients, dicom_root, site_dir, report, quarantine, workers)
     write = functools.partial(store, dicom_root)
     convert_ecgs(mapping, patients, write, report, quarantine)
     convert_segmentations(mapping, patients, segmentations, write, report, quarantine)
@@ -105,6 +105,7 @@ def collect_patients(mapping: SiteMapping, series: dict[str, Series], quarantine
                      today: dt.date) -> tuple[dict[str, PatientInputs], list[TableRecord]]:
     """Join images and table rows by patient id; rows of unknown patients are set aside.
 
+    A patient is known by images or by a row of a table that lists patients (a registry).
     Returns the patients and the segmentation rows of known patients.
     """
     patients: dict[str, PatientInputs] = {}
@@ -116,32 +117,34 @@ def collect_patients(mapping: SiteMapping, series: dict[str, Series], quarantine
         if entry.modality in IMAGE_MODALITIES and not patient(entry.patient_id).ct_headers:
             patient(entry.patient_id).ct_headers = entry.headers
     tables: dict[str, list[TableRecord]] = {}
-    for name in ("registry", "procedures", "landmarks", "measurements", "segmentations"):
-        tables[name], errors = _read(mapping.tables.get(name), today)
+    for name, spec in mapping.tables.items():
+        tables[name], errors = read_table(spec, today)
         for error in errors:
             quarantine.add(error)
-            if name == "registry":        # a row refused for a value still names its patient
+            if spec.declared.lists_patients:    # a row refused for a value still names its patient
                 _listed(error, patient)
-    for row in tables["registry"]:
-        target = patient(row.values["patient_id"])
-        if target.registry is not None:
-            quarantine.add(RowError(row.file, row.line, f"second registry row for patient "
-                                    f"(first at line {target.registry.line})",
-                                    row.values["patient_id"]))
-        else:
-            target.registry = row
+    listing = [name for name, spec in mapping.tables.items() if spec.declared.lists_patients]
+    for name in listing:
+        first: dict[str, TableRecord] = {}
+        for row in tables[name]:
+            pid = row.values["patient_id"]
+            if pid in first:
+                quarantine.add(RowError(row.file, row.line, f"second row of table '{name}' for "
+                                        f"patient (first at line {first[pid].line})", pid))
+                continue
+            first[pid] = row
+            patient(pid).tables[name] = [row]
     known: dict[str, list[TableRecord]] = defaultdict(list)
-    for name in ("procedures", "landmarks", "measurements", "segmentations"):
+    for name in (n for n in tables if n not in listing):
         for row in tables[name]:
             pid = row.values["patient_id"]
             if pid not in patients:
                 quarantine.add(RowError(row.file, row.line, UNKNOWN_PATIENT, pid))
-            else:
+            elif name == SEGMENTATIONS.name:
                 known[name].append(row)
-    for name in ("procedures", "landmarks", "measurements"):
-        for row in known[name]:
-            getattr(patients[row.values["patient_id"]], name).append(row)
-    return patients, known["segmentations"]
+            else:
+                patients[pid].tables.setdefault(name, []).append(row)
+    return patients, known[SEGMENTATIONS.name]
 
 
 def _listed(error: RowError, patient: Callable[[str], PatientInputs]) -> None:
@@ -153,15 +156,12 @@ def _listed(error: RowError, patient: Callable[[str], PatientInputs]) -> None:
         pass
 
 
-def _read(spec: TableSpec | None, today: dt.date) -> tuple[list[TableRecord], list[RowError]]:
-    return read_table(spec, today) if spec is not None else ([], [])
-
-
-def _build_all(patients: dict[str, PatientInputs], root: Path | None, site_dir: Path,
+def _build_all(study: Study, patients: dict[str, PatientInputs], root: Path | None,
+               site_dir: Path,
                report: ConversionReport, quarantine: Quarantine, workers: int | None) -> None:
     """Build SRs patient by patient, in worker processes when more than one core is free (the
     first patient in this process, so the workers inherit highdicom's tables and prototypes)."""
-    jobs = [(inputs, root) for _, inputs in sorted(patients.items())]
+    jobs = [(study, inputs, root) for _, inputs in sorted(patients.items())]
     chunksize = max(1, len(jobs) // (4 * (workers or os.cpu_count() or 1)))
     with fork_map(_build_and_write, jobs, workers=workers, chunksize=chunksize) as results:
         written: dict[tuple[Path, int], list[str]] = defaultdict(list)
@@ -175,15 +175,14 @@ def _build_all(patients: dict[str, PatientInputs], root: Path | None, site_dir: 
         report.converted(file, site_dir, line, outputs=paths)
 
 
-def _build_and_write(job: tuple[PatientInputs, Path | None]
+def _build_and_write(job: tuple[Study, PatientInputs, Path | None]
                      ) -> tuple[list[tuple[str, list[tuple[Path, int]]]], list[RowError]]:
     """Worker: build one patient's SRs, write them, return paths and their source rows."""
-    inputs, root = job
+    study, inputs, root = job
     try:
-        result = build_patient(inputs)
+        result = build_patient(study, inputs)
     except Exception as exc:  # one patient's unexpected data must not stop the site
-        rows = ([inputs.registry] if inputs.registry else []) + inputs.procedures + \
-            inputs.landmarks + inputs.measurements
+        rows = inputs.all_rows
         reason = f"SR could not be built: {exc.__class__.__name__}: {exc}"
         return [], [RowError(r.file, r.line, reason, inputs.patient_id) for r in rows]
     outputs = [(store(root, sr), [(r.file, r.line) for r in sources])

@@ -1,6 +1,7 @@
 """``srcohort demo``: the whole data flow on a synthetic consortium and a local OpenSearch.
 
-consortium -> per-site conversion -> per-site indexing (each site its own indices, as separate
+The active study's consortium (TAVI's own generator, or any study's from its declarations) ->
+per-site conversion -> per-site indexing (each site its own indices, as separate
 deployments would have) -> example cohort counts per site (compared with the ground truth the
 generator wrote, which nothing else reads) -> federated counts (k-suppressed aggregates only,
 with plots) -> each site's unified training export.
@@ -8,6 +9,7 @@ with plots) -> each site's unified training export.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -16,17 +18,16 @@ from srcohort.cohort.library import resolve_cohort
 from srcohort.cohort.run import count_patients
 from srcohort.convert.site import convert_site
 from srcohort.demo.consortium import generate_consortium
+from srcohort.demo.generic import generate_study_consortium
 from srcohort.export.run import export_formats
 from srcohort.federated import run_federated_count
 from srcohort.index.connection import connect
 from srcohort.index.indexer import index_directory
 from srcohort.logs import get_logger
 from srcohort.server import default_server
+from srcohort.study.load import load_study
 
 log = get_logger(__name__)
-# Saved cohort -> its counts in the ground truth the generator writes.
-EXAMPLE_COHORTS = {"tavi-self-expanding": "example_cohort",
-                   "tavi-lbbb-ecg-calcification": "multimodal_cohort"}
 # Each site's indices: srcohort-demo-<site>-series / -patients (never Kaapana's).
 DEMO_PREFIX_TEMPLATE = "srcohort-demo-{site}-"
 DEMO_SECRET = b"demo-only-secret: a real site keeps its own in a secret store"
@@ -35,15 +36,19 @@ DEMO_K = 5
 
 def run_demo(out: Path, *, sites: int, patients_per_site: int, seed: int,
              keep_server: bool = False) -> int:
-    """Run every stage; return 0 when every site's count equals the ground truth."""
+    """Run every stage for the active study (``srcohort.study``); return 0 when every site's
+    count of every saved cohort of the study equals the ground truth."""
+    study = load_study()
     timings: dict[str, float] = {}
     server = default_server()
     with _timed(timings, "opensearch start"):
         client = connect(server.start())
     try:
         with _timed(timings, "demo data"):
-            truth_path = generate_consortium(out / "consortium", sites=sites,
-                                             patients_per_site=patients_per_site, seed=seed)
+            generate = generate_consortium if study.name == "tavi" else functools.partial(
+                generate_study_consortium, study=study)
+            truth_path = generate(out / "consortium", sites=sites,
+                                  patients_per_site=patients_per_site, seed=seed)
         client.indices.delete(index=DEMO_PREFIX_TEMPLATE.format(site="*") + "*",
                               ignore_unavailable=True)
         site_dirs = sorted(p for p in (out / "consortium").iterdir() if (p / "mapping.yaml").exists())
@@ -57,12 +62,12 @@ def run_demo(out: Path, *, sites: int, patients_per_site: int, seed: int,
                                 site=report.site, prefix=prefixes[report.site])
         truth = json.loads(truth_path.read_text("utf-8"))
         ok = True
-        for name, truth_key in EXAMPLE_COHORTS.items():
+        for name in study.cohorts:
             cohort = resolve_cohort(name)
             with _timed(timings, "cohort count"):
                 counts = {site: count_patients(client, cohort, prefix=prefix)["total"]
                           for site, prefix in prefixes.items()}
-            ok &= _print_counts(cohort.description, counts, truth[truth_key])
+            ok &= _print_counts(cohort.description, counts, truth["cohorts"][name])
             with _timed(timings, "federated count"):
                 combined = run_federated_count(
                     client, cohort, sorted(prefixes), prefix_template=DEMO_PREFIX_TEMPLATE,
@@ -70,7 +75,7 @@ def run_demo(out: Path, *, sites: int, patients_per_site: int, seed: int,
             print(f"\nfederated aggregates (k = {DEMO_K}; only these leave the sites):")
             print(combined.table())
             print(f"plots and JSON: {out / 'federated' / name}")
-        cohort = resolve_cohort(next(iter(EXAMPLE_COHORTS)))
+        cohort = resolve_cohort(next(iter(study.cohorts)))
         exported = 0
         with _timed(timings, "export"):
             for site, prefix in prefixes.items():

@@ -40,9 +40,9 @@ from srcohort.index.opensearch import index_names
 from srcohort.logs import get_logger, progress
 from srcohort.parallel import fork_map
 from srcohort.sr.profiles import default_profiles
+from srcohort.study.load import load_study
 
 log = get_logger(__name__)
-ANCHOR = "tavi"        # dates in the patients manifest become days from this event
 FORMAT = "srcohort-dicom/1"
 
 
@@ -68,6 +68,7 @@ def export_cohort(client: OpenSearch, cohort: Cohort, out_dir: Path, *, prefix: 
             shutil.rmtree(out_dir / folder, ignore_errors=True)
         patients = list(list_patients(client, cohort, prefix=prefix))
         columns = feature_columns(default_profiles())
+        anchor = str(load_study().anchor)     # manifest dates become days from this event
         patient_rows: list[dict] = []
         file_rows: list[dict] = []
         jobs: list[tuple[str, Path, Deidentifier]] = []
@@ -77,7 +78,7 @@ def export_cohort(client: OpenSearch, cohort: Cohort, out_dir: Path, *, prefix: 
             patient_rows.append({"pseudonym": alias, "site": patient["site"],
                                  "modalities": ",".join(patient["modalities"]),
                                  **patient_features(patient, columns, selected_series=set(),
-                                                    anchor=ANCHOR)})
+                                                    anchor=anchor)})
             series_docs = patient_series(client, series_index, patient["patient_key"])
             subjects[alias] = Subject(patient, [f for doc in series_docs for f in doc["files"]])
             counters: dict[str, int] = {}

@@ -27,7 +27,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
 
-from srcohort.export.deidentify import (DESCRIPTOR_VOCABULARY, DUMMY_PERSON, DUMMY_TEXT,
+from srcohort.export.deidentify import (DUMMY_PERSON, DUMMY_TEXT, descriptor_vocabulary,
                                         element_action, is_well_known_uid)
 
 # Values too short or too generic to identify anybody, which a clean export may well contain.
@@ -158,7 +158,7 @@ def _is_specific(value: str) -> bool:
     """Long enough, not generic, and not made of allow-listed descriptor words only."""
     words = re.findall(r"[^\W_]+", value.casefold())
     return (sum(c.isalnum() for c in value) >= MIN_ALNUM and value.lower() not in GENERIC
-            and not all(w in DESCRIPTOR_VOCABULARY for w in words))
+            and not all(w in descriptor_vocabulary() for w in words))
 
 
 class _Matcher:

@@ -11,8 +11,8 @@
     <out>/status.json                        running, failed (why) or complete (what was left out)
     <out>/COMPLETE                           written last, after the PHI verification
 
-Patients appear only as HMAC pseudonyms; the tables hold no dates (days from the TAVI
-instead), no free text and no identifiers. The export resumes after an interruption
+Patients appear only as HMAC pseudonyms; the tables hold no dates (days from the study's anchor
+event instead), no free text and no identifiers. The export resumes after an interruption
 (``state.py``) and a re-export of the same cohort with the same secret and settings is
 byte-identical, the card's timestamp aside.
 """
@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from opensearchpy import OpenSearch
 
 from srcohort.cohort.definition import Cohort
-from srcohort.cohort.label import PACEMAKER, LabelSpec
+from srcohort.cohort.label import LabelSpec
 from srcohort.cohort.run import list_patients
 from srcohort.export.card import croissant_card
 from srcohort.export.deidentify import Deidentifier
@@ -50,6 +50,7 @@ from srcohort.index.opensearch import index_names
 from srcohort.logs import get_logger, progress
 from srcohort.parallel import fork_map
 from srcohort.sr.profiles import default_profiles
+from srcohort.study.load import load_study
 
 log = get_logger(__name__)
 FORMAT = "srcohort-training/1"
@@ -65,8 +66,8 @@ class TrainingSettings:
     ecg_rate: float = 500.0
     ecg_seconds: float = 10.0
     split: SplitFractions = field(default_factory=SplitFractions)
-    anchor: str = "tavi"
-    label: LabelSpec = PACEMAKER
+    anchor: str = field(default_factory=lambda: str(load_study().anchor))
+    label: LabelSpec = field(default_factory=lambda: LabelSpec.of_study(load_study()))
 
     def to_dict(self) -> dict[str, Any]:
         return {"spacing_mm": list(self.spacing) if self.spacing else None,
@@ -269,7 +270,9 @@ def _manifest(cohort: Cohort, settings: TrainingSettings, columns: Sequence[Colu
         "sites": sorted({r["site"] for r in rows}),
     }
     files = sorted([f for r in records for f in r["files"]] + [table], key=lambda f: f["path"])
+    study = load_study()
     return {"format": FORMAT, "cohort": {"name": cohort.name, "sha256": cohort.digest},
+            "study": {"name": study.name, "title": study.title},
             "settings": settings.to_dict(), "counts": counts,
             "columns": [{"name": c.name, "kind": c.kind, "dtype": c.dtype, "unit": c.unit,
                          "profile": c.profile, "path": list(c.path),

@@ -13,15 +13,12 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from srcohort.cohort.definition import Cohort
-from srcohort.cohort.label import LABELS, PACEMAKER
+from srcohort.cohort.label import LABELS, LabelSpec
 from srcohort.federated.suppression import SUPPRESSED, Relation, suppress
 from srcohort.sr.profiles import Profile
 
 SCHEMA = "srcohort.federated.site/1"
 DEFAULT_K = 5
-# The training label, read as the training export reads it (srcohort.cohort.label).
-LABEL_FIELD = PACEMAKER.field
-LABEL_VALUES = {"yes": PACEMAKER.positive, "no": PACEMAKER.negative}
 IMAGING_CHANNELS = ("CT", "ECG", "SEG")     # series modalities; ECG = waveform series
 OTHER_SR = "SR other"                       # an SR no installed profile recognises
 OTHER_COMBINATIONS = "other"                # intersections below k, pooled
@@ -32,7 +29,7 @@ Aggregate = dict[str, Any]
 
 
 def profile_channel(profile: Profile) -> str:
-    """Readable channel name: ``SR TID 1500`` for DICOM templates, ``SR tavi-outcome`` else."""
+    """Readable channel name: ``SR TID 1500`` for DICOM templates, ``SR <template>`` else (``srcohort-`` dropped)."""
     if profile.template_id:
         return f"SR TID {profile.template_id}"
     return f"SR {profile.template.removeprefix('srcohort-')}"
@@ -45,25 +42,28 @@ class Parameters:
     profile_channels: Mapping[str, str]         # profile template -> channel
     label_channels: tuple[str, ...]             # channels of the profiles declaring the label
     features: Mapping[str, tuple[str, ...]]     # quantitative field -> channels declaring it
+    label: LabelSpec                            # the training label, as the export reads it
 
     @classmethod
-    def from_profiles(cls, profiles: Sequence[Profile]) -> "Parameters":
+    def from_profiles(cls, profiles: Sequence[Profile], label: LabelSpec) -> "Parameters":
         by_template = {p.template: profile_channel(p) for p in profiles}
         features: dict[str, set[str]] = {}
-        label: set[str] = set()
+        labelled: set[str] = set()
         for profile in profiles:
             for node in profile.fields.values():
                 if node.filter == "quantitative":
                     features.setdefault(str(node.field), set()).add(by_template[profile.template])
-            if profile.template == PACEMAKER.profile:
-                label.add(by_template[profile.template])
+            if profile.template == label.profile:
+                labelled.add(by_template[profile.template])
         return cls(IMAGING_CHANNELS + tuple(sorted(set(by_template.values()))) + (OTHER_SR,),
-                   dict(sorted(by_template.items())), tuple(sorted(label)),
-                   {f: tuple(sorted(c)) for f, c in sorted(features.items())})
+                   dict(sorted(by_template.items())), tuple(sorted(labelled)),
+                   {f: tuple(sorted(c)) for f, c in sorted(features.items())}, label)
 
     def to_json(self) -> dict[str, Any]:
         return {"channels": list(self.channels), "label": {
-                    "field": LABEL_FIELD, "values": LABEL_VALUES,
+                    "name": self.label.name, "template": self.label.profile,
+                    "field": self.label.field,
+                    "values": {"yes": self.label.positive, "no": self.label.negative},
                     "channels": list(self.label_channels)},
                 "features": {f: list(c) for f, c in self.features.items()},
                 "feature_value": "per patient: mean of the patient's values"}
@@ -83,9 +83,9 @@ def combination_name(channels: Iterable[str], params: Parameters) -> str:
     return " + ".join(c for c in params.channels if c in present) or NO_CHANNEL
 
 
-def patient_label(doc: Mapping[str, Any]) -> str:
-    """yes / no when the patient's outcome annotations agree on one, else unknown."""
-    return PACEMAKER.of(doc)
+def patient_label(doc: Mapping[str, Any], params: Parameters) -> str:
+    """yes / no when the patient's labelled annotations agree on one, else unknown."""
+    return params.label.of(doc)
 
 
 def patient_feature(doc: Mapping[str, Any], field: str, params: Parameters) -> float | None:
@@ -125,7 +125,7 @@ def raw_counts(docs: Iterable[Mapping[str, Any]], params: Parameters
             cells[f"channel/{channel}"] += 1
         combination = f"combination/{combination_name(channels, params)}"
         cells[combination] = cells.get(combination, 0) + 1
-        cells[f"label/{patient_label(doc)}"] += 1
+        cells[f"label/{patient_label(doc, params)}"] += 1
         for field, values in features.items():
             if (value := patient_feature(doc, field, params)) is not None:
                 values.append(value)
@@ -185,10 +185,11 @@ def check_k(k: int) -> int:
 
 
 def site_aggregate(docs: Iterable[Mapping[str, Any]], *, cohort: Cohort, site: str,
-                   profiles: Sequence[Profile], k: int = DEFAULT_K) -> Aggregate:
+                   profiles: Sequence[Profile], label: LabelSpec, k: int = DEFAULT_K
+                   ) -> Aggregate:
     """The publishable aggregate of one site's cohort members (JSON-ready, deterministic)."""
     check_k(k)
-    params = Parameters.from_profiles(profiles)
+    params = Parameters.from_profiles(profiles, label)
     counts, features = raw_counts(docs, params)
     cells = pool_combinations(counts, k)
     cells.update({f"feature/{field}": len(values) for field, values in features.items()})
@@ -236,5 +237,8 @@ def published_cells(aggregate: Aggregate) -> dict[str, int | None]:
 def parameters_of(aggregate: Aggregate) -> Parameters:
     """The Parameters an aggregate declares (its relations depend on them)."""
     raw = aggregate["parameters"]
-    return Parameters(tuple(raw["channels"]), {}, tuple(raw["label"]["channels"]),
-                      {f: tuple(c) for f, c in raw["features"].items()})
+    label = raw["label"]
+    return Parameters(tuple(raw["channels"]), {}, tuple(label["channels"]),
+                      {f: tuple(c) for f, c in raw["features"].items()},
+                      LabelSpec(label["template"], label["field"], label["values"]["yes"],
+                                label["values"]["no"], label["name"]))

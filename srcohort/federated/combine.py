@@ -32,6 +32,7 @@ class Combined:
     k: int
     sites: tuple[str, ...]
     channels: tuple[str, ...]
+    label: str                                         # what the study calls its label
     cells: Mapping[str, Mapping[str, Range]]           # cell -> site -> range
     features: Mapping[str, Mapping[str, Any]]          # field -> site / "overall" -> summary
     withheld: tuple[str, ...] = field(default=())
@@ -107,7 +108,7 @@ def combine(aggregates: Sequence[Aggregate]) -> Combined:
     cells = {n: cells[n] for n in names if not n.startswith("combination/")} | {
         n: cells[n] for n in combos_by_size + [f"combination/{OTHER_COMBINATIONS}"]}
     return Combined(cohort=ordered[0]["cohort"], k=k, sites=tuple(ranges), channels=params.channels,
-                    cells=cells, features=_features(ordered),
+                    label=params.label.name, cells=cells, features=_features(ordered),
                     withheld=tuple(a["site"] for a in ordered if a["withheld"]))
 
 

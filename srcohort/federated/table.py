@@ -33,12 +33,13 @@ def _feature(summary: Mapping[str, Any]) -> str:
     return f"{summary['mean']:.1f}\u00b1{summary['sd']:.1f} (n={summary['n']})"
 
 
-def _label(name: str) -> str:
-    """Row label: intersections spelt short (``CT+ECG+1500+outcome``), so the table fits."""
+def _label(name: str, label: str) -> str:
+    """Row label: intersections spelt short (``CT+ECG+1500+outcome``), so the table fits;
+    label cells named after the study's label."""
     if name.startswith("combination/"):
         parts = name.removeprefix("combination/").split(" + ")
         return "\u2229 " + "+".join(p.removeprefix("SR TID ").removeprefix("SR ") for p in parts)
-    return name.replace("channel/", "").replace("label/", "pacemaker ")
+    return name.replace("channel/", "").replace("label/", f"{label} ")
 
 
 def render(combined: "Combined") -> str:
@@ -50,7 +51,7 @@ def render(combined: "Combined") -> str:
     header = ["", *combined.sites, "overall"]
     rows: list[list[str]] = []
     for name, by_site in combined.cells.items():
-        rows.append([_label(name), *(show(by_site[s], k) for s in combined.sites),
+        rows.append([_label(name, combined.label), *(show(by_site[s], k) for s in combined.sites),
                      show(combined.overall(name), k)])
     hidden: list[str] = []
     for name, by_site in combined.features.items():

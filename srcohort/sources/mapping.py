@@ -1,9 +1,11 @@
 """The per-site mapping file (docs/site-exports.md) as typed, validated objects.
 
-The mapping is configuration, so a mistake in it stops the conversion before anything is read,
-with the file, the line and the setting named: an unknown key (``delimeter``, ``tabels``)
-would otherwise be ignored and surface later as a misleading error, and a path that leaves the
-site folder would read the machine's files as patient data.
+A mapping maps a site's tables, columns and spellings onto the inputs its study declares
+(``srcohort.study``). It is configuration, so a mistake in it stops the conversion before
+anything is read, with the file, the line and the setting named, and for a value the template
+node it would be written to: an unknown key (``delimeter``, ``tabels``) would otherwise be
+ignored and surface later as a misleading error, and a path that leaves the site folder would
+read the machine's files as patient data.
 """
 
 from __future__ import annotations
@@ -18,11 +20,15 @@ from typing import Any
 
 import yaml
 
-from srcohort.sources.columns import ENUMS, TABLE_COLUMNS
 from srcohort.sources.confine import OutsideSite, inside
-from srcohort.sources.yaml_lines import KeyPath, line_of, load_with_lines
+from srcohort.study.load import load_study, walk_nodes
+from srcohort.study.model import Column, InputTable, Study
+from srcohort.yaml_lines import KeyPath, line_of, load_with_lines
 
-SITE_KEYS = {"site", "institution", "images", "ecg", "label_table", "tables"}
+SITE_KEYS = {"site", "institution", "study", "images", "ecg", "label_table", "tables"}
+# Label maps are a kind of input of every study (docs/segmentations.md), not of one study.
+SEGMENTATIONS = InputTable("segmentations", {"patient_id": Column("patient_id", "id", True),
+                                             "file": Column("file", "path", True)})
 TABLE_KEYS = {"file", "columns", "delimiter", "encoding", "date_format", "decimal", "values"}
 SITE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -38,6 +44,7 @@ class TableSpec:
     name: str
     file: Path
     columns: dict[str, str]
+    declared: InputTable                       # what the study says the table holds
     delimiter: str = ","
     encoding: str = "utf-8"
     date_format: str = "%Y-%m-%d"
@@ -51,6 +58,7 @@ class SiteMapping:
 
     site: str
     root: Path
+    study: Study
     images: Path | None
     tables: dict[str, TableSpec]
     institution: str = ""
@@ -99,8 +107,9 @@ class _Reader:
         return path
 
 
-def load_mapping(site_dir: Path) -> SiteMapping:
-    """Read ``<site_dir>/mapping.yaml`` and check it against the canonical table columns."""
+def load_mapping(site_dir: Path, study: Study | None = None) -> SiteMapping:
+    """Read ``<site_dir>/mapping.yaml`` and check it against the inputs of its study: ``study``,
+    else the one the mapping names (``study:``), else the active one (``load_study``)."""
     path = site_dir / "mapping.yaml"
     try:
         raw, lines = load_with_lines(path.read_text(encoding="utf-8-sig"))
@@ -114,9 +123,15 @@ def load_mapping(site_dir: Path) -> SiteMapping:
     if not SITE_ID.fullmatch(site):
         raise reader.error(("site",), f"expected a short id of letters, digits, '.', '_' or "
                                       f"'-' (at most 64), got {site!r}")
+    if study is None:
+        study = load_study(reader.text(raw, (), "study", ""))
+    elif raw.get("study") not in (None, study.name):
+        raise reader.error(("study",), f"the mapping is for study {raw['study']!r}, the run "
+                                       f"for {study.name!r}")
+    declared = {**study.inputs, SEGMENTATIONS.name: SEGMENTATIONS}
     tables_raw = raw.get("tables") or {}
-    reader.keys(tables_raw, ("tables",), set(TABLE_COLUMNS))
-    tables = {str(name): _table(reader, site_dir, str(name), spec)
+    reader.keys(tables_raw, ("tables",), set(declared))
+    tables = {str(name): _table(reader, site_dir, declared[str(name)], spec, study)
               for name, spec in tables_raw.items()}
     optional: dict[str, Path | None] = {
         key: reader.site_path(site_dir, raw, (), key, folder=key == "ecg") if raw.get(key)
@@ -128,21 +143,23 @@ def load_mapping(site_dir: Path) -> SiteMapping:
                               folder=True)
     if "images" in raw and not images.is_dir():
         raise reader.error(("images",), f"folder {raw['images']!r} does not exist")
-    return SiteMapping(site=site, root=site_dir, images=images if images.is_dir() else None,
+    return SiteMapping(site=site, root=site_dir, study=study,
+                       images=images if images.is_dir() else None,
                        tables=tables, institution=reader.text(raw, (), "institution", ""),
                        **optional)
 
 
-def _table(reader: _Reader, site_dir: Path, name: str, spec: Any) -> TableSpec:
+def _table(reader: _Reader, site_dir: Path, declared: InputTable, spec: Any, study: Study
+           ) -> TableSpec:
+    name = declared.name
     where = ("tables", name)
     spec = reader.keys(spec, where, TABLE_KEYS)
     for key in ("file", "columns"):
         if key not in spec:
             raise reader.error(where, f"table '{name}' needs '{key}'")
-    required, optional = TABLE_COLUMNS[name]
-    columns_raw = reader.keys(spec["columns"], where + ("columns",), required | optional)
+    columns_raw = reader.keys(spec["columns"], where + ("columns",), set(declared.columns))
     columns = {str(k): str(v) for k, v in columns_raw.items()}
-    missing = required - columns.keys()
+    missing = declared.required - columns.keys()
     if missing:
         raise reader.error(where + ("columns",), f"missing columns {sorted(missing)}")
     values_raw = reader.keys(spec.get("values") or {}, where + ("values",), set(columns))
@@ -151,12 +168,13 @@ def _table(reader: _Reader, site_dir: Path, name: str, spec: Any) -> TableSpec:
         here = where + ("values", str(column))
         if not isinstance(table, dict):
             raise reader.error(here, "expected a mapping of the site's spelling to a value")
-        allowed = ENUMS.get(str(column))
+        vocabulary = declared.columns[str(column)].vocabulary
         for spelling, value in table.items():
-            if allowed is not None and str(value) not in allowed:
+            if vocabulary is not None and str(value) not in vocabulary.terms:
                 raise reader.error(here + (str(spelling),),
-                                   f"{str(value)!r} is not a value of '{column}' (allowed: "
-                                   f"{', '.join(sorted(allowed))})")
+                                   f"{str(value)!r} is not a value of '{column}' (vocabulary "
+                                   f"{vocabulary.name}: {', '.join(vocabulary.terms)}; "
+                                   f"{_written_to(study, name, str(column))})")
         values[str(column)] = {str(k): str(v) for k, v in table.items()}
     delimiter = reader.text(spec, where, "delimiter", ",")
     if len(delimiter) != 1:
@@ -176,8 +194,18 @@ def _table(reader: _Reader, site_dir: Path, name: str, spec: Any) -> TableSpec:
         raise reader.error(where + ("decimal",), f"expected '.' or ',', got {decimal!r}")
     return TableSpec(name=name, file=reader.site_path(site_dir, spec, where, "file",
                                                       folder=False),
-                     columns=columns, delimiter=delimiter, encoding=encoding,
+                     columns=columns, declared=declared, delimiter=delimiter, encoding=encoding,
                      date_format=date_format, decimal=decimal, values=values)
+
+
+def _written_to(study: Study, table: str, column: str) -> str:
+    """Where a column's values end up: the template nodes written from it."""
+    nodes = [f"template {t.template} node {node.concept} ({node.meaning or node.value_type})"
+             for t in study.templates for node in walk_nodes(t)
+             if node.source == f"{table}.{column}"]
+    nodes += [f"template {t.template} groups" for t in study.templates
+              if any(g.table == table for g in t.groups)]
+    return "written to " + ", ".join(nodes) if nodes else "written to no template"
 
 
 def _round_trips(date_format: str) -> bool:

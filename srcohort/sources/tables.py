@@ -1,8 +1,9 @@
 """CSV tables -> canonical records, one bad row at a time.
 
 Each hospital's table is read with its own delimiter, encoding, date format and decimal mark,
-and every cell is turned into a typed canonical value that meets its column's rules
-(``columns``). A row that does not parse or breaks a rule becomes a ``RowError`` naming file,
+and every cell is turned into a typed canonical value that meets the rules its study declares
+for the column (``study.model.Column``): a term of its vocabulary, a number in its range, a
+text of its syntax, a date neither in the future nor before 1900 or the patient's birth. A row that does not parse or breaks a rule becomes a ``RowError`` naming file,
 line and reason; the rows around it are unaffected. Spreadsheet habits are expected: a UTF-8
 byte-order mark (Excel's "CSV UTF-8") is read as such, and a file that does not decode says
 which encoding to set.
@@ -19,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from srcohort import units
 from srcohort.sources import identifiers
-from srcohort.sources.columns import EARLIEST, TABLES, Column
 from srcohort.sources.mapping import TableSpec
+from srcohort.study.model import Column
 
 Record = dict[str, Any]
 BOM = b"\xef\xbb\xbf"
@@ -29,6 +31,7 @@ BOM = b"\xef\xbb\xbf"
 # its column's rules, not the whole table by the csv module's 128 KiB default.
 csv.field_size_limit(64 * 1024 * 1024)
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+EARLIEST = dt.date(1900, 1, 1)          # no date of care before this
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,7 @@ def _parse_row(spec: TableSpec, index: dict[str, int], row: list[str], today: dt
     if len(row) <= max(index.values()):
         raise ValueError(f"row has {len(row)} cells, expected at least {max(index.values()) + 1}")
     record: Record = {}
-    columns = TABLES[spec.name][1]
+    columns = spec.declared.columns
     for canonical, position in index.items():
         raw = row[position].strip()
         record[canonical] = _parse_cell(spec, canonical, columns[canonical], raw, today) \
@@ -142,11 +145,15 @@ def _parse_cell(spec: TableSpec, name: str, column: Column, raw: str, today: dt.
     if raw.startswith(FORMULA_START):
         raise ValueError(f"column '{site_column}': {raw[:40]!r} looks like a spreadsheet "
                          f"formula, not a value")
-    if column.kind == "code" and raw not in column.values:
-        raise ValueError(f"column '{site_column}': {raw!r} is not one of "
-                         f"{sorted(column.values)}")
-    if not column.check_pattern(raw):
-        raise ValueError(f"column '{site_column}': {raw[:40]!r} is not {column.syntax}")
+    if column.kind == "code":
+        terms = column.vocabulary.terms if column.vocabulary else {}
+        if raw not in terms:
+            raise ValueError(f"column '{site_column}': {raw!r} is not one of {sorted(terms)}")
+    if column.kind == "unit":
+        return units.canonical_unit(raw)
+    if column.syntax is not None and not column.syntax.matches(raw):
+        raise ValueError(f"column '{site_column}': {raw[:40]!r} is not "
+                         f"{column.syntax.description}")
     return raw
 
 
@@ -161,9 +168,9 @@ def _date(spec: TableSpec, site_column: str, raw: str, today: dt.date) -> dt.dat
                          f"conversion date {today.isoformat()}"
                          + (" (a two-digit year read with %y?)" if "%y" in spec.date_format
                             else ""))
-    if value < dt.date.fromisoformat(EARLIEST):
+    if value < EARLIEST:
         raise ValueError(f"column '{site_column}': {raw!r} is {value.isoformat()}, before "
-                         f"{EARLIEST}")
+                         f"{EARLIEST.isoformat()}")
     return value
 
 
@@ -174,8 +181,9 @@ def _number(spec: TableSpec, site_column: str, column: Column, raw: str) -> floa
         raise ValueError(f"column '{site_column}': {raw!r} is not a number") from None
     if not math.isfinite(value):
         raise ValueError(f"column '{site_column}': {raw!r} is not a finite number")
-    if (column.min is not None and value < column.min) or \
-            (column.max is not None and value > column.max):
+    low = -math.inf if column.min is None else column.min
+    high = math.inf if column.max is None else column.max
+    if not low <= value <= high:
         raise ValueError(f"column '{site_column}': {raw!r} is outside the plausible range "
-                         f"{column.min:g}..{column.max:g}")
+                         f"{low:g}..{high:g}{f' {column.unit}' if column.unit else ''}")
     return value

@@ -20,8 +20,8 @@ from pydicom.uid import (AmbulatoryECGWaveformStorage, GeneralECGWaveformStorage
                          TwelveLeadECGWaveformStorage)
 from pydicom.valuerep import DA, DT, TM
 
-from srcohort.codes import ECG_MEASUREMENTS
-from srcohort.sources.ecg.model import MEASUREMENT_UNITS, EcgFormatError, EcgRecording
+from srcohort.sources.ecg.model import (MEASUREMENT_UNITS, MEASUREMENTS, EcgFormatError,
+                                        EcgRecording)
 from srcohort.sources.ecg.utils import MICROVOLTS, build, findings_in
 from srcohort.waveform.enum import LEAD_CODES
 
@@ -34,7 +34,8 @@ _LEAD_BY_NUMBER = {code.value.split(":")[1]: name for name, code in LEAD_CODES.i
 _SCPECG_LEAD_PREFIX = "5.6.3-9-"
 # Annotation concept -> measurement: srcohort's codes, and the SCPECG codes carts still write.
 _MEASUREMENT_BY_CODE = {
-    **{(code.scheme_designator, code.value): name for name, code in ECG_MEASUREMENTS.items()},
+    **{(term.concept.scheme_designator, term.concept.value): name
+       for name, term in MEASUREMENTS.items()},
     ("SCPECG", "5.10.2.1-3"): "rr_interval", ("SCPECG", "5.13.5-7"): "pr_interval",
     ("SCPECG", "5.13.5-9"): "qrs_duration", ("SCPECG", "5.13.5-11"): "qt_interval",
     ("SCPECG", "5.10.2.5-5"): "qtc_interval", ("SCPECG", "5.10.3-11"): "p_axis",

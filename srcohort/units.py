@@ -1,7 +1,8 @@
-"""UCUM units a number condition may be written in, and the ranges they stand for.
+"""UCUM units: converting a site's value to a declared unit, and the ranges a number condition
+stands for in every unit of its dimension.
 
-Sites store measurements in their canonical unit (mm, mm2, ...), but a cohort author may think
-in cm. Rather than converting every stored value at query time (impossible without scripts),
+Sites write measurements in their own units (cm, ml); the converter stores them in the unit
+the study declares (``convert``). A cohort author may think in cm while SRs hold mm. Rather than converting every stored value at query time (impossible without scripts),
 a condition's bounds are converted into each unit of the same dimension: ``min: 2.5, unit:
 cm`` becomes ``unit = cm AND value >= 2.5`` OR ``unit = mm AND value >= 25`` OR ... . Factors
 are exact fractions, so a converted bound is the double nearest the exact product (2.3 cm is
@@ -31,7 +32,26 @@ _UNITS: dict[str, tuple[str, Fraction]] = {
     **{u: ("ratio", f) for u, f in (("1", Fraction(1)), ("%", Fraction(1, 100)))},
 }
 
+# How sites spell UCUM units that UCUM spells otherwise (case matters in UCUM).
+ALIASES = {"ml": "mL", "l": "L", "dl": "dL", "cc": "cm3", "AU": "1", "": "1", "sec": "s"}
 Range = tuple[str | None, float | None, float | None]
+
+
+def canonical_unit(unit: str) -> str:
+    """``unit`` as UCUM spells it (``ml`` -> ``mL``)."""
+    text = unit.strip()
+    return ALIASES.get(text, text)
+
+
+def factor(from_unit: str, to_unit: str) -> Fraction | None:
+    """What a value in ``from_unit`` is multiplied by to be in ``to_unit``; None when the two
+    are not units of one dimension (or not known)."""
+    source, target = canonical_unit(from_unit), canonical_unit(to_unit)
+    if source == target:
+        return Fraction(1)
+    if source not in _UNITS or target not in _UNITS or _UNITS[source][0] != _UNITS[target][0]:
+        return None
+    return _UNITS[source][1] / _UNITS[target][1]
 
 
 def equivalent_ranges(unit: str | None, low: float | None, high: float | None) -> list[Range]:
