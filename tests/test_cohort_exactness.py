@@ -22,11 +22,11 @@ import pytest
 from opensearchpy import OpenSearch, helpers
 from pydicom.sr.codedict import codes
 
-from srcohort.cohort.bruteforce import PatientFacts, evaluate, read_patients
+from tests.bruteforce import PatientFacts, evaluate, read_patients
 from srcohort.cohort.definition import known_events, load_cohort
 from srcohort.cohort.model import Cohort
 from srcohort.cohort.query import Query, compile_expr
-from srcohort.cohort.random_definitions import RandomDefinitions
+from tests.random_definitions import RandomDefinitions
 from srcohort.index.documents import patient_doc_id
 from srcohort.index.indexer import index_directory
 from srcohort.index.mapping import patients_index_body

@@ -71,3 +71,13 @@ def test_a_label_on_an_undeclared_field_is_refused(tmp_path: Path) -> None:
                      "utf-8")
     with pytest.raises(StudyError, match=r"study.yaml:\d+: label: .*no field 'pacemakr'"):
         load_study(str(folder))
+
+
+def test_codes_are_checked_against_their_scheme(tmp_path: Path) -> None:
+    folder = Path(shutil.copytree(str(study_folder("tavi")), tmp_path / "study"))
+    outcome = folder / "templates" / "procedure-outcome.yaml"
+    outcome.write_text(outcome.read_text("utf-8").replace('"DCM:121058"', '"DCM:999999"', 1),
+                       "utf-8")
+    with pytest.raises(StudyError, match=r"procedure-outcome.yaml:\d+: .*DCM:999999 is not a "
+                                         r"DICOM code"):
+        load_study(str(folder))

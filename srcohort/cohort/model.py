@@ -1,7 +1,7 @@
 """The validated expression tree of a cohort definition.
 
 Two consumers read it: the compiler (``query.py``, OpenSearch) and the brute-force evaluator
-(``bruteforce.py``, plain Python over the source files). Keeping the tree free of either is
+(``tests/bruteforce.py``, plain Python over the source files). Keeping the tree free of either is
 what lets one check the other. docs/cohorts.md is the reference for the meaning of each field.
 """
 

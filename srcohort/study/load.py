@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import yaml
+from pydicom.sr._concepts_dict import concepts
 
 from srcohort.study.model import (COLUMN_KINDS, FILTER_KINDS, VALUE_TYPES, Column, Derived,
                                   GroupDecl, InputTable, LabelDecl, Node, Study, Syntax,
@@ -221,12 +222,22 @@ def _vocabularies(file: _File, raw: Any, where: KeyPath) -> dict[str, Vocabulary
 
 
 def _code_key(file: _File, where: KeyPath, value: Any) -> str:
-    """A ``SCHEME:VALUE`` key, checked against its scheme where pydicom knows the scheme."""
+    """A ``SCHEME:VALUE`` key, checked against its scheme where pydicom knows the scheme:
+    DICOM's own codes (DCM) must exist in PS3.16, SNOMED CT identifiers are digits."""
     text = str(value)
     scheme, _, code = text.partition(":")
     if not scheme or not code:
         raise file.error(where, f"codes are written SCHEME:VALUE, got {text!r}")
+    if scheme == "DCM" and code not in _dicom_codes():
+        raise file.error(where, f"{text} is not a DICOM code (PS3.16, as pydicom ships it)")
+    if scheme == "SCT" and not code.isdigit():
+        raise file.error(where, f"{text}: a SNOMED CT identifier is digits only")
     return text
+
+
+@functools.lru_cache(maxsize=1)
+def _dicom_codes() -> frozenset[str]:
+    return frozenset(code for codes in concepts["DCM"].values() for code in codes)
 
 
 def _syntax(file: _File, name: str, raw: Any) -> Syntax:

@@ -18,7 +18,7 @@ import datetime as dt
 import random
 from typing import Any, Mapping, Sequence
 
-from srcohort.cohort.bruteforce import Dated, PatientFacts
+from tests.bruteforce import Dated, PatientFacts
 from srcohort.cohort.definition import declared_fields
 from srcohort.units import equivalent_ranges
 from srcohort.index.mapping import SUMMARY_ATTRIBUTES, field_suffix
