@@ -245,9 +245,16 @@ def test_convert_index_and_cohort_export_dags(airflow_env: dict[str, str], opens
     [released] = [e for e in Ledger(opensearch_client, index_prefix).entries()
                   if e["kind"] == "release"]
     assert (released["user"], released["run"]) == who and released["aggregate"] == aggregate
-    audited = [(e["action"], e["user"], e["run"]) for e in
-               audit_log(opensearch_client, index_prefix).verified() if e.get("run")]
-    assert audited == [("release", *who), ("export", *who)]
+    audited = [(e["action"], e["run"].split("/")[0], e["user"]) for e in
+               audit_log(opensearch_client, index_prefix).verified()]
+    os_user = audited[0][2]
+    assert audited == [("index", "srcohort-convert-index", os_user),
+                       ("count", "srcohort-cohort-export", os_user),
+                       ("export", "srcohort-cohort-export", os_user),
+                       ("release", "srcohort-federated-export", "dr.weber"),
+                       ("export", "srcohort-federated-export", "dr.weber")]
+    assert all(e["run"] == who[1] for e in audit_log(opensearch_client, index_prefix).entries()
+               if e["user"] == "dr.weber")
     assert json.loads((out / "unified" / "croissant.json").read_text("utf-8"))[
         "srcohort:audit"]["srcohort:entries"][0]["action"] == "export"
 

@@ -306,3 +306,30 @@ def test_an_edited_ledger_entry_is_detected(opensearch_client: OpenSearch, site:
     opensearch_client.index(index=ledger.chain.index, id=_doc_id(1), body=doc, refresh=True)
     with pytest.raises(ChainError, match="altered"):
         ledger.entries()
+
+
+def test_a_release_audited_on_an_outdated_ledger_is_audited_again(
+        opensearch_client: OpenSearch, site: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two releases at once: the one that finds the ledger grown since it read it redoes its
+    audit with the other's release in it (here: and is then refused)."""
+    from srcohort.federated import site as site_module
+    first = release(opensearch_client, site, A, tmp_path)
+    audited = site_module.linked_hiding
+    rounds: list[int] = []
+
+    def meanwhile_another_release(candidate, history, **kwargs):      # type: ignore[no-untyped-def]
+        rounds.append(len(history))
+        if len(rounds) == 1:          # while this audit runs, A-and-not-Y is released
+            monkeypatch.setattr(site_module, "linked_hiding", audited)
+            release(opensearch_client, site, minus(A, "M-Y"), tmp_path)
+            monkeypatch.setattr(site_module, "linked_hiding", meanwhile_another_release)
+        return audited(candidate, history, **kwargs)
+
+    monkeypatch.setattr(site_module, "linked_hiding", meanwhile_another_release)
+    # A-and-not-Y-and-not-W against A alone is fine (12 patients less); against A-and-not-Y
+    # as well it gives W (2 patients).
+    with pytest.raises(ReleaseRefused):
+        release(opensearch_client, site, minus(minus(A, "M-Y"), "M-W"), tmp_path)
+    assert rounds == [1, 2] and first.number == 1
+    assert [r.number for r in releases(Ledger(opensearch_client, site).entries())] == [1, 2]

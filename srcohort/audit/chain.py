@@ -36,6 +36,10 @@ class ChainError(RuntimeError):
     """The log is damaged: some entry was edited, removed or reordered."""
 
 
+class ChainMoved(RuntimeError):
+    """Another writer appended after the entry an append was conditioned on."""
+
+
 def entry_digest(entry: Mapping[str, Any]) -> str:
     """sha256 of the entry's canonical JSON without its own digest."""
     body = {key: value for key, value in entry.items() if key != "sha256"}
@@ -109,11 +113,18 @@ class Chain:
             return None
         return hits[0]["_source"] if hits else None
 
-    def append(self, fields: Mapping[str, Any]) -> Entry:
-        """Write ``fields`` as the next entry; returns it with ``seq``, ``prev`` and ``sha256``."""
+    def append(self, fields: Mapping[str, Any], *, after: int | None = None) -> Entry:
+        """Write ``fields`` as the next entry; returns it with ``seq``, ``prev`` and ``sha256``.
+
+        With ``after``, only directly after the entry at that position (0: into an empty log):
+        ChainMoved when another writer got there first, so a decision taken on the log as it
+        was read is never recorded after entries it did not see."""
         self.ensure()
         for _ in range(MAX_RACES):
-            entry = chained(fields, self.head())
+            head = self.head()
+            if after is not None and (head["seq"] if head else 0) != after:
+                raise ChainMoved(f"{self.index}: entries were added after entry {after}")
+            entry = chained(fields, head)
             try:
                 self.client.index(index=self.index, id=str(entry["seq"]).zfill(ID_DIGITS),
                                   body=entry, op_type="create", refresh="true")

@@ -138,13 +138,15 @@ class Ledger:
         return self.chain.verified()
 
     def record_release(self, release: SiteRelease, *, state: str, actor: Actor,
-                       clock: Clock = utc_now) -> Entry:
+                       after: int, clock: Clock = utc_now) -> Entry:
+        """Append a release audited against the ledger up to entry ``after`` (ChainMoved if
+        anything was added since: the audit must then be redone)."""
         aggregate = release.aggregate
         return self.chain.append({
             "kind": "release", "time": timestamp(clock), **actor.to_json(), "state": state,
             "site": aggregate["site"], "cohort": aggregate["cohort"], "k": aggregate["k"],
             "aggregate": aggregate, "aggregate_sha256": aggregate_digest(aggregate),
-            "members": encode_members(release.members)})
+            "members": encode_members(release.members)}, after=after)
 
     def find(self, number: int) -> ReleaseRecord:
         for record in releases(self.entries()):

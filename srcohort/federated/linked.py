@@ -13,16 +13,17 @@ The reader is granted more than a real one has: they know which atoms exist (whi
 of cells are empty), which covers any structure they could know from the cohort definitions
 (nested, overlapping or disjoint). Protected are every atom, every cell, and the intersection
 and both differences of every two cells: none whose true size is 1..k-1 may be pinned to one
-value. Pinned means every integer solution of the constraints gives it the same value, decided
-exactly with integer programs (``scipy.optimize.milp``): the true sizes are one solution, and a
-quantity is free as soon as some other solution gives it another value. Solutions found along
-the way are kept and re-used, so most quantities are cleared without a solve of their own.
+value. Pinned means every integer solution of the constraints gives it the same value. The
+true sizes are one solution, and a quantity is free as soon as another solution gives it another
+value; the linear relaxation (``scipy.optimize.linprog``) settles most cases, an integer
+feasibility problem (``scipy.optimize.milp``) the rest. Solutions found along the way are kept
+and re-used, so most quantities are cleared without a solve of their own.
 
 A quantity already pinned by the earlier releases alone cannot be helped any more and does not
 hold the new release back. For the others the new release hides more cells, smallest first
-(the smallest one whose hiding frees the quantity), and is refused when even hiding everything
-but its patient total would leave one pinned (the total is hidden only below k, which the
-schema promises). Pure: no OpenSearch here; ``release`` feeds it from the ledger.
+among those the pinning bound rests on (non-zero dual values), and is refused when even hiding
+everything but its patient total would leave one pinned (the total is hidden only below k,
+which the schema promises). Pure: no OpenSearch here; ``site`` feeds it from the ``ledger``.
 """
 
 from __future__ import annotations
@@ -249,24 +250,24 @@ class LinkedModel:
                 self._keep(lp[0], hidden, False)
 
     def _side_pinned(self, quantity: Quantity, sign: float, hidden: frozenset[str],
-                     history_only: bool) -> tuple[bool, list[int] | None]:
+                     history_only: bool) -> tuple[bool, list[int], bool]:
         """Is the quantity's largest (sign -1) or smallest (+1) integer value its true size?
-        Also, when the linear bound proves it, the cells that bound rests on (None otherwise).
+        Also the cells the linear bound rests on, and whether that bound is the proof.
 
         The linear relaxation decides most cases: a bound less than one away from the truth
         pins the integer value too, an integral optimum elsewhere is another solution. Only
         a fractional optimum needs the integer program."""
         lp = self._system(hidden, history_only).optimum(sign * quantity.atoms)
         if lp is None:
-            return False, None                            # unbounded
+            return False, [], False                       # unbounded
         x, support = lp
         value = float(quantity.atoms @ x)
         if abs(value - quantity.size) < 1 - TOLERANCE:
-            return True, support
+            return True, support, True
         if np.allclose(x, np.rint(x), atol=TOLERANCE):
             self._keep(x, hidden, history_only)
-            return False, None
-        return not self._beyond(quantity, sign, hidden, history_only), None
+            return False, support, False
+        return not self._beyond(quantity, sign, hidden, history_only), support, False
 
     def pinned(self, quantity: Quantity, hidden: frozenset[str],
                history_only: bool = False) -> bool:
@@ -276,19 +277,19 @@ class LinkedModel:
         return all(self._side_pinned(quantity, sign, hidden, history_only)[0]
                    for sign in (-1.0, 1.0))
 
-    def support(self, quantity: Quantity, hidden: frozenset[str]) -> set[str] | None:
-        """The candidate cells whose hiding alone could free a pinned ``quantity``: those
-        with a non-zero dual value in the linear bounds that pin it (a constraint with a zero
-        dual can be relaxed without moving the bound). None when an integer program, not a
-        linear bound, pins it: then any cell could."""
+    def support(self, quantity: Quantity, hidden: frozenset[str]) -> tuple[set[str], bool]:
+        """The candidate cells the linear bounds on a pinned ``quantity`` rest on (non-zero
+        dual values), and whether those bounds are what pins it. If they are, no other cell
+        can free it alone: a constraint with a zero dual value can be relaxed without moving
+        the bound. If integrality pins it, they are still the likeliest cells to try."""
         cells: set[str] = set()
+        proof = True
         for sign in (-1.0, 1.0):
-            support = self._side_pinned(quantity, sign, hidden, False)[1]
-            if support is None:
-                return None
+            _, support, proven = self._side_pinned(quantity, sign, hidden, False)
+            proof &= proven
             cells |= {name for release, name in (self.cells[j] for j in support)
                       if release is self.candidate}
-        return cells
+        return cells, proof
 
     # --- what is protected -----------------------------------------------------------------
 
@@ -374,15 +375,16 @@ def linked_hiding(candidate: Published, history: Sequence[Published], *,
                 f"this site published before ({quantity.what}); hiding every cell but the "
                 f"patient total does not prevent it, so nothing is released")
         while model.pinned(quantity, current):
-            # The smallest cell whose hiding alone frees it; else the smallest cell the
-            # pinning bound rests on, and look again.
-            support = model.support(quantity, current)
-            tries = [c for c in options if c not in current and (support is None or c in support)]
+            # The smallest cell the bounds rest on whose hiding alone frees it; else the
+            # smallest of them (or of all, if none), and look again.
+            support, proof = model.support(quantity, current)
+            left = [c for c in options if c not in current]
+            tries = [c for c in left if c in support] or ([] if proof else left)
             choice = next((c for c in tries if not model.pinned(quantity, current | {c})),
-                          None) or (tries or [c for c in options if c not in current])[0]
+                          None) or (tries or left)[0]
             added.add(choice)
             current = hidden | added
-        log.info("cells hidden because of earlier releases",
+        log.info("cells hidden by the linked audit",
                  extra={"release": candidate.name, "hidden": sorted(added),
                         "protects": quantity.what})
         exposed = [q for q in exposed[1:] if model.pinned(q, current)]

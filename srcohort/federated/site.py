@@ -15,15 +15,19 @@ from pathlib import Path
 from opensearchpy import OpenSearch
 
 from srcohort.audit.actor import Actor, Clock, utc_now
+from srcohort.audit.chain import ChainMoved
 from srcohort.audit.log import record
 from srcohort.canonical import canonical_json
 from srcohort.cohort.definition import Cohort
 from srcohort.cohort.run import list_patients
 from srcohort.federated.aggregate import DEFAULT_K, KEEP, Aggregate, site_release
+from srcohort.federated.combine import FederatedError
 from srcohort.federated.ledger import (PENDING, RELEASED, Ledger, ReleaseRecord,
                                        approval_required, as_published, history)
 from srcohort.federated.linked import ReleaseRefused, linked_hiding
 from srcohort.sr.profiles import default_profiles
+
+MAX_CONCURRENT = 5        # audits redone because another release entered the ledger meanwhile
 
 
 @dataclass(frozen=True)
@@ -50,19 +54,28 @@ def release_site(client: OpenSearch, cohort: Cohort, *, site: str, prefix: str,
     """
     actor = actor or Actor.current()
     ledger = Ledger(client, prefix)
-    entries = ledger.entries()
     candidate = site_release(list_patients(client, cohort, prefix=prefix), cohort=cohort,
                              site=site, profiles=default_profiles(), k=k)
-    try:
-        extra = linked_hiding(as_published(candidate.aggregate, candidate.members,
-                                           "this release"), history(entries), keep=KEEP)
-    except ReleaseRefused:
-        record(client, prefix=prefix, action="release", actor=actor, cohort=cohort,
-               details={"site": site, "k": k, "state": "refused"}, clock=clock)
-        raise
-    release = candidate.hiding(extra)
-    state = PENDING if approval_required(entries) else RELEASED
-    entry = ledger.record_release(release, state=state, actor=actor, clock=clock)
+    for _ in range(MAX_CONCURRENT):
+        entries = ledger.entries()
+        try:
+            extra = linked_hiding(as_published(candidate.aggregate, candidate.members,
+                                               "this release"), history(entries), keep=KEEP)
+        except ReleaseRefused:
+            record(client, prefix=prefix, action="release", actor=actor, cohort=cohort,
+                   details={"site": site, "k": k, "state": "refused"}, clock=clock)
+            raise
+        release = candidate.hiding(extra)
+        state = PENDING if approval_required(entries) else RELEASED
+        try:      # recorded only if nothing entered the ledger while it was being audited
+            entry = ledger.record_release(release, state=state, actor=actor, clock=clock,
+                                          after=entries[-1]["seq"] if entries else 0)
+            break
+        except ChainMoved:
+            continue
+    else:
+        raise FederatedError(f"{ledger.chain.index}: other releases kept arriving while this "
+                             f"one was audited; try again")
     written = write_json(release.aggregate, out) if out is not None and state == RELEASED else None
     record(client, prefix=prefix, action="release", actor=actor, cohort=cohort,
            result=release.aggregate, output=written, clock=clock,
