@@ -172,9 +172,13 @@ def test_every_cli_path_writes_its_audit_entry(opensearch_url: str, opensearch_c
     shown = json.loads(_ok(_cli(["audit", "--json", "--user", "carol", *common], user="erin",
                                 url=opensearch_url)))
     assert [e["action"] for e in shown] == ["index"]
-    future = json.loads(_ok(_cli(["audit", "--json", "--since", "2999-01-01", *common],
+    # Times from the log itself, so the filter is tested on any day: --until is exclusive.
+    before = json.loads(_ok(_cli(["audit", "--json", "--until", count["time"], *common],
                                  user="erin", url=opensearch_url)))
-    assert future == []
+    assert [e["action"] for e in before] == ["index"]
+    later = json.loads(_ok(_cli(["audit", "--json", "--since", released["time"], "--last", "1",
+                                *common], user="erin", url=opensearch_url)))
+    assert [e["seq"] for e in later] == [released["seq"]]
     text = _ok(_cli(["audit", *common], user="erin", url=opensearch_url))
     assert "release/released" in text and "hash chain intact" in text and "dave" in text
 

@@ -12,7 +12,7 @@ import pytest
 from srcohort.cli import build_parser, main
 
 SUBCOMMANDS = ["demo", "demo-data", "convert", "index", "cohort", "federated", "export",
-               "opensearch"]
+               "audit", "opensearch"]
 
 
 def _srcohort(*args: str) -> subprocess.CompletedProcess:

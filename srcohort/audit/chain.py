@@ -95,23 +95,27 @@ class Chain:
     index: str
     properties: Mapping[str, Any]
 
-    def ensure(self) -> None:
-        if self.client.indices.exists(index=self.index):
-            return
+    def _create(self) -> None:
+        """Create the index (with its mapping, before any entry could create it without one).
+        Needs only the right to create this index: no "exists" check, which a role allowed to
+        append but not to administer would be refused."""
         try:
             self.client.indices.create(index=self.index, body=index_body(self.properties))
         except RequestError as error:     # created by a concurrent writer in the meantime
             if "resource_already_exists" not in str(error):
                 raise
 
+    def _newest(self) -> Entry | None:
+        hits = self.client.search(index=self.index, body={
+            "size": 1, "sort": [{"seq": "desc"}], "query": {"match_all": {}}})["hits"]["hits"]
+        return hits[0]["_source"] if hits else None
+
     def head(self) -> Entry | None:
         """The newest entry, or None for an empty (or missing) log."""
         try:
-            hits = self.client.search(index=self.index, body={
-                "size": 1, "sort": [{"seq": "desc"}], "query": {"match_all": {}}})["hits"]["hits"]
+            return self._newest()
         except NotFoundError:
             return None
-        return hits[0]["_source"] if hits else None
 
     def append(self, fields: Mapping[str, Any], *, after: int | None = None) -> Entry:
         """Write ``fields`` as the next entry; returns it with ``seq``, ``prev`` and ``sha256``.
@@ -119,9 +123,12 @@ class Chain:
         With ``after``, only directly after the entry at that position (0: into an empty log):
         ChainMoved when another writer got there first, so a decision taken on the log as it
         was read is never recorded after entries it did not see."""
-        self.ensure()
         for _ in range(MAX_RACES):
-            head = self.head()
+            try:
+                head = self._newest()
+            except NotFoundError:
+                self._create()
+                head = None
             if after is not None and (head["seq"] if head else 0) != after:
                 raise ChainMoved(f"{self.index}: entries were added after entry {after}")
             entry = chained(fields, head)
