@@ -23,10 +23,12 @@ from srcohort.audit.log import audit_log
 from srcohort.cohort.definition import Cohort, load_cohort
 from srcohort.federated import (FederatedError, Ledger, ReleaseRefused, decide_release,
                                 release_site, releases, set_approval_policy)
-from srcohort.federated.aggregate import published_cells
+from srcohort.cohort.run import list_patients
+from srcohort.federated.aggregate import published_cells, site_aggregate
 from srcohort.federated.ledger import aggregate_digest
 from srcohort.index.indexer import rollup_patients
 from srcohort.index.opensearch import bulk_index, ensure_indices
+from srcohort.sr.profiles import default_profiles
 
 pytestmark = pytest.mark.opensearch
 
@@ -156,6 +158,11 @@ def test_a_then_a_and_not_x(opensearch_client: OpenSearch, site: str, tmp_path: 
     written = json.loads((tmp_path / "a-not-M-Y.json").read_text("utf-8"))
     assert written == second.aggregate
     assert_difference_reveals_nothing(first.aggregate, written)
+    # The attack is real: suppressed on its own, the same release gives Y's four ECGs away.
+    alone = site_aggregate(list_patients(opensearch_client, minus(A, "M-Y"), prefix=site),
+                           cohort=minus(A, "M-Y"), site=SITE, profiles=default_profiles(), k=K)
+    with pytest.raises(AssertionError, match="channel/ECG"):
+        assert_difference_reveals_nothing(first.aggregate, alone)
     ledger = releases(Ledger(opensearch_client, site).entries())
     assert [(r.number, r.state) for r in ledger] == [(1, "released"), (2, "released")]
     refused = [e for e in audit_log(opensearch_client, site).verified()
