@@ -1,8 +1,10 @@
 """Kaapana workflow ``srcohort-federated-export``: one site's part of a federated study.
 
 Every site runs the same cohort definition: its k-suppressed aggregate (the only thing that
-leaves the site), the coordinator's view of it, and the de-identified, unified training export
-that stays at the site for the federated training to read.
+leaves the site, audited against the site's earlier releases and recorded in its release ledger
+and audit log), the coordinator's view of it, and the de-identified, unified training export
+that stays at the site for the federated training to read. While the release waits for a
+person's approval the coordinator's view is skipped; the export still runs.
 """
 
 from __future__ import annotations
@@ -54,6 +56,6 @@ dag = srcohort_dag("srcohort-federated-export", {
 
 site = SrcohortFederatedSiteOperator(dag=dag)
 combine = SrcohortFederatedCombineOperator(dag=dag, input_operator=site)
-export = SrcohortTrainingExportOperator(dag=dag)
+export = SrcohortTrainingExportOperator(dag=dag, trigger_rule="none_failed")
 site >> combine >> export
 end_with_cleaner(dag, export)

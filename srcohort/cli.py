@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from srcohort import __version__, logs
+from srcohort.audit.actor import ACTIONS
 from srcohort.index.mapping import DEFAULT_PREFIX
 
 
@@ -101,12 +102,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return _conversion_summary(validate_site(args.site_dir, workers=args.workers), args, None)
 
 
+def _actor():
+    """Who runs this command, for the audit log and the release ledger."""
+    from srcohort.audit.actor import Actor
+    return Actor.current()
+
+
 def cmd_index(args: argparse.Namespace) -> int:
-    from srcohort.index.indexer import index_directory
+    from srcohort.audit.audited import index_directory
     if not args.dicom_dir.is_dir():
         print(f"error: {args.dicom_dir} is not a folder", file=sys.stderr)
         return EXIT_USAGE
-    stats = index_directory(_client(args), args.dicom_dir, site=args.site, prefix=args.prefix)
+    stats = index_directory(_client(args), args.dicom_dir, site=args.site, prefix=args.prefix,
+                            actor=_actor())
     _print({"series": stats.series, "patients": stats.patients, "errors": len(stats.errors)},
            args.json)
     if stats.errors and not stats.series:
@@ -116,16 +124,17 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_cohort(args: argparse.Namespace) -> int:
+    from srcohort.audit.audited import count_patients, list_patients
     from srcohort.cohort.library import resolve_cohort
     from srcohort.cohort.query import compile_expr
-    from srcohort.cohort.run import count_patients, list_patients
     cohort = resolve_cohort(args.cohort)
     if args.action == "explain":
         _print({"query": compile_expr(cohort.patients)}, True)
     elif args.action == "count":
-        _print(count_patients(_client(args), cohort, prefix=args.prefix), args.json)
+        _print(count_patients(_client(args), cohort, prefix=args.prefix, actor=_actor()),
+               args.json)
     else:
-        for patient in list_patients(_client(args), cohort, prefix=args.prefix):
+        for patient in list_patients(_client(args), cohort, prefix=args.prefix, actor=_actor()):
             print(f"{patient['site']}\t{patient['patient_id']}\t{','.join(patient['modalities'])}")
     return 0
 
@@ -148,7 +157,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 2
     summary = export_formats(_client(args), resolve_cohort(args.cohort), args.out,
                              output_format=args.format, prefix=args.prefix,
-                             secret=secret.encode("utf-8"), settings=settings)
+                             secret=secret.encode("utf-8"), settings=settings, actor=_actor())
     _print(summary, args.json)
     return 0
 
@@ -185,14 +194,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_federated(args: argparse.Namespace) -> int:
     from srcohort import federated
     from srcohort.cohort.library import resolve_cohort
+    if args.action in LEDGER_ACTIONS:
+        return LEDGER_ACTIONS[args.action](args)
     if args.action == "site":
-        aggregate = federated.run_site(_client(args), resolve_cohort(args.cohort), site=args.site,
-                                       prefix=args.prefix, k=args.k)
-        federated.write_json(aggregate, args.out)
-        if args.json:
-            _print(aggregate, True)
+        release = federated.release_site(_client(args), resolve_cohort(args.cohort),
+                                         site=args.site, prefix=args.prefix, k=args.k,
+                                         out=args.out, actor=_actor())
+        if release.state == "pending":
+            _print({"release": release.number, "state": release.state} if args.json else
+                   f"release {release.number} of {args.site} waits for approval: another "
+                   f"person runs 'srcohort federated approve {release.number} --out FILE'",
+                   args.json)
+        elif args.json:
+            _print(release.aggregate, True)
         else:
-            print(f"aggregate of {args.site} written to {args.out}")
+            print(f"aggregate of {args.site} written to {args.out} (release {release.number}"
+                  + (f"; {len(release.linked_suppressed)} more cells suppressed so that no "
+                     f"count below k follows with earlier releases"
+                     if release.linked_suppressed else "") + ")")
         return 0
     if args.action == "combine":
         combined = federated.combine_files(args.aggregates, args.out)
@@ -209,6 +228,80 @@ def cmd_federated(args: argparse.Namespace) -> int:
         _print(combined.to_json(), True)
     else:
         print(combined.table())
+    return 0
+
+
+def cmd_federated_decide(args: argparse.Namespace) -> int:
+    from srcohort.federated import decide_release
+    approve = args.action == "approve"
+    record = decide_release(_client(args), args.prefix, args.release, approve=approve,
+                            out=args.out if approve else None,
+                            reason="" if approve else args.reason, actor=_actor())
+    _print(record.summary() if args.json else
+           f"release {record.number} {record.state} by {record.decided['user']}"
+           + (f"; aggregate written to {args.out}" if approve else ""), args.json)
+    return 0
+
+
+def cmd_federated_ledger(args: argparse.Namespace) -> int:
+    from srcohort.federated import Ledger, releases
+    ledger = Ledger(_client(args), args.prefix)
+    entries = ledger.entries()
+    rows = [r.summary() for r in releases(entries)
+            if args.state is None or r.state == args.state]
+    head = entries[-1]["sha256"] if entries else None
+    if args.json:
+        _print({"ledger": ledger.chain.index, "entries": len(entries), "head": head,
+                "releases": rows}, True)
+        return 0
+    for row in rows:
+        decided = f"  {row['state']} by {row['decided_by']}" if "decided_by" in row else ""
+        print(f"{row['release']:>5}  {row['time']}  {row['state']:<8}  {row['site']}  "
+              f"{row['cohort']}  k={row['k']}  by {row['requested_by']}{decided}")
+    print(f"{ledger.chain.index}: {len(entries)} entries, hash chain intact"
+          + (f", head sha256 {head}" if head else ""))
+    return 0
+
+
+def cmd_federated_policy(args: argparse.Namespace) -> int:
+    from srcohort.federated import set_approval_policy
+    set_approval_policy(_client(args), args.prefix, required=args.require_approval == "yes",
+                        actor=_actor())
+    print(f"releases under {args.prefix} "
+          + ("now wait for a person's approval" if args.require_approval == "yes"
+             else "now leave without approval"))
+    return 0
+
+
+LEDGER_ACTIONS = {"approve": cmd_federated_decide, "reject": cmd_federated_decide,
+                  "ledger": cmd_federated_ledger, "policy": cmd_federated_policy}
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from srcohort.audit.chain import verify
+    from srcohort.audit.log import audit_log, line, parse_time, select
+    log = audit_log(_client(args), args.prefix)
+    entries = log.entries()
+    problems = verify(entries)
+    try:
+        since = parse_time(args.since) if args.since else None
+        until = parse_time(args.until) if args.until else None
+    except ValueError as exc:
+        print(f"error: --since/--until: {exc}", file=sys.stderr)
+        return 2
+    chosen = select(entries, actions=args.action or (), user=args.user, cohort=args.cohort,
+                    since=since, until=until)
+    chosen = chosen[-args.last:] if args.last > 0 else chosen
+    if args.json:
+        _print(chosen, True)
+    else:
+        for entry in chosen:
+            print(line(entry))
+        print(f"{log.index}: {len(chosen)} of {len(entries)} entries shown"
+              + ("" if problems else ", hash chain intact"))
+    if problems:
+        print(f"error: {log.index} is damaged: " + "; ".join(problems), file=sys.stderr)
+        return 1
     return 0
 
 
@@ -350,6 +443,27 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--out", type=Path, required=True, help="aggregate JSON file to write")
     k_option(a)
     _connection_options(a)
+    for name, text in (("approve", "approve a pending release (another person than the one "
+                                   "who asked for it) and write its aggregate"),
+                       ("reject", "reject a pending release: it never leaves and later "
+                                  "releases are no longer audited against it")):
+        a = federated_action(name, text)
+        a.add_argument("release", type=int, help="release number (srcohort federated ledger)")
+        if name == "approve":
+            a.add_argument("--out", type=Path, required=True, help="aggregate JSON file to write")
+        else:
+            a.add_argument("--reason", default="", help="why, for the ledger")
+        _connection_options(a)
+    a = federated_action("ledger", "list this site's releases and check the ledger's hash "
+                                   "chain (prints its head to anchor elsewhere)")
+    a.add_argument("--state", choices=("pending", "released", "rejected"), default=None,
+                   help="only releases in this state")
+    _connection_options(a)
+    a = federated_action("policy", "whether releases wait for a person's approval")
+    a.add_argument("--require-approval", choices=("yes", "no"), required=True,
+                   help="yes: 'site' records a pending release and writes nothing until "
+                        "'approve'")
+    _connection_options(a)
     a = federated_action("combine", "the coordinator: combine site aggregate files into "
                                     "federated.json, upset.png and label-balance.png")
     a.add_argument("aggregates", type=Path, nargs="+", help="site aggregate JSON files")
@@ -363,6 +477,18 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--out", type=Path, required=True, help="output folder")
     k_option(a)
     _connection_options(a, prefix=False)
+
+    p = add("audit", cmd_audit, "print this site's audit log (index runs, counts, lists, "
+                                "exports, releases), filtered; checks its hash chain")
+    p.add_argument("--action", action="append", choices=ACTIONS,
+                   help="only this action (repeatable)")
+    p.add_argument("--user", default=None, help="only entries of this user")
+    p.add_argument("--cohort", default=None,
+                   help="only this cohort: its name or the start of its definition's sha256")
+    p.add_argument("--since", default=None, help="from this ISO date or time on (UTC)")
+    p.add_argument("--until", default=None, help="before this ISO date or time (UTC)")
+    p.add_argument("--last", type=int, default=0, help="only the last N matching entries")
+    _connection_options(p)
 
     p = add("opensearch", cmd_opensearch, "fetch, start, stop or query the local OpenSearch")
     p.add_argument("action", choices=["start", "stop", "status"])
@@ -384,6 +510,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                          ConnectionError as OpenSearchUnreachable,
                                          NotFoundError)
 
+    from srcohort.audit.chain import ChainError
     from srcohort.cohort.definition import CohortError
     from srcohort.export.state import ExportConflict
     from srcohort.export.verify import PhiFound
@@ -393,7 +520,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except (CohortError, MappingError, ConnectionSettingsError, FederatedError, ExportConflict,
-            PhiFound) as exc:
+            PhiFound, ChainError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except AuthenticationException:

@@ -21,7 +21,10 @@ from typing import Any
 import pydicom
 import pytest
 
+from srcohort.audit.actor import Actor
+from srcohort.audit.log import audit_log
 from srcohort.cohort.library import resolve_cohort, saved_cohorts
+from srcohort.federated import Ledger, decide_release, set_approval_policy
 from srcohort.cohort.run import count_patients
 from srcohort.index.opensearch import index_names
 
@@ -58,8 +61,9 @@ start = time.monotonic()
 run = dag.test(run_conf=json.loads(sys.argv[3]))
 seconds = round(time.monotonic() - start, 1)
 xcom = {ti.task_id: ti.xcom_pull(task_ids=ti.task_id) for ti in run.get_task_instances()}
+states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
 print(sys.argv[4] + json.dumps({"state": str(run.state), "run_id": run.run_id, "xcom": xcom,
-                                "seconds": seconds}))
+                                "states": states, "seconds": seconds}))
 """
 
 # Stand-ins for the three Kaapana modules the operators import, with the constructor arguments
@@ -215,9 +219,10 @@ def test_convert_index_and_cohort_export_dags(airflow_env: dict[str, str], opens
     assert result["patients"] == counts["total"] == truth["example_cohort"]["total"] > 0
     assert Path(result["manifest"]).is_file()
 
-    run = _dag_test(env, "srcohort-federated-export", _conf(
-        {"cohort": cohort, "site": "site-01", "k": "2", "split": "60/20/20",
-         "output_format": "both", "index_prefix": index_prefix, "secret_env": SECRET_ENV}))
+    federated_form = {"cohort": cohort, "site": "site-01", "k": "2", "split": "60/20/20",
+                      "output_format": "both", "index_prefix": index_prefix,
+                      "secret_env": SECRET_ENV, "username": "dr.weber"}
+    run = _dag_test(env, "srcohort-federated-export", _conf(federated_form))
     assert run["state"] == "success", run
     aggregate = run["xcom"]["srcohort-federated-site"]
     assert aggregate["site"] == "site-01" and aggregate["k"] == 2
@@ -234,6 +239,39 @@ def test_convert_index_and_cohort_export_dags(airflow_env: dict[str, str], opens
                 "srcohort-federated-combine")
     assert {p.name for p in combined.iterdir()} >= {"federated.json", "upset.png",
                                                     "label-balance.png"}
+    # The release is in the site's ledger and, with the export, in its audit log, as the
+    # user Kaapana named in the form and this run.
+    who = ("dr.weber", f"srcohort-federated-export/{run['run_id']}")
+    [released] = [e for e in Ledger(opensearch_client, index_prefix).entries()
+                  if e["kind"] == "release"]
+    assert (released["user"], released["run"]) == who and released["aggregate"] == aggregate
+    audited = [(e["action"], e["run"].split("/")[0], e["user"]) for e in
+               audit_log(opensearch_client, index_prefix).verified()]
+    os_user = audited[0][2]
+    assert audited == [("index", "srcohort-convert-index", os_user),
+                       ("count", "srcohort-cohort-export", os_user),
+                       ("export", "srcohort-cohort-export", os_user),
+                       ("release", "srcohort-federated-export", "dr.weber"),
+                       ("export", "srcohort-federated-export", "dr.weber")]
+    assert all(e["run"] == who[1] for e in audit_log(opensearch_client, index_prefix).entries()
+               if e["user"] == "dr.weber")
+    assert json.loads((out / "unified" / "croissant.json").read_text("utf-8"))[
+        "srcohort:audit"]["srcohort:entries"][0]["action"] == "export"
+
+    # With approval required the aggregate waits: nothing to combine, the export still runs,
+    # and another person's approval writes the file.
+    set_approval_policy(opensearch_client, index_prefix, required=True, actor=Actor("admin"))
+    run = _dag_test(env, "srcohort-federated-export", _conf(federated_form))
+    assert run["state"] == "success", run
+    pending = run["xcom"]["srcohort-federated-site"]
+    assert pending == {"release": pending["release"], "state": "pending"}
+    assert run["states"]["srcohort-federated-combine"] == "skipped"
+    assert run["states"]["srcohort-training-export"] == "success"
+    site_out = (Path(env["SRCOHORT_WORKFLOW_DIR"]) / run["run_id"] / "srcohort-federated-site")
+    assert not list(site_out.glob("*.json"))
+    decide_release(opensearch_client, index_prefix, pending["release"], approve=True,
+                   out=site_out / "site-01.json", actor=Actor("dr.braun"))
+    assert json.loads((site_out / "site-01.json").read_text("utf-8")) == aggregate
 
 
 def test_kaapana_steps_run_the_cli_like_the_container(

@@ -22,7 +22,7 @@ from srcohort.federated.aggregate import (LABELS, Parameters, public_bounds,
 from srcohort.federated.combine import pooled
 from srcohort.federated.plots import LABEL_BALANCE, UPSET
 from srcohort.canonical import canonical_json as dumps
-from srcohort.federated.site import run_site
+from srcohort.federated.site import release_site
 from srcohort.federated.suppression import Relation, intervals, suppress
 from srcohort.sr.profiles import default_profiles
 from srcohort.study.load import load_study
@@ -116,8 +116,8 @@ def test_aggregate_json_carries_no_identifier_date_text_or_uid(
     for site in sites:
         prefix = f"{index_prefix}{site}-"
         docs = _docs(opensearch_client, str(everyone), prefix)
-        aggregate = run_site(opensearch_client, resolve_cohort(str(everyone)), site=site,
-                             prefix=prefix, k=2)
+        aggregate = release_site(opensearch_client, resolve_cohort(str(everyone)), site=site,
+                                 prefix=prefix, k=2).aggregate
         text = dumps(aggregate)
         # Apart from the digest and the label's code values, no long digit run may appear.
         scrubbed = text.replace(aggregate["cohort"]["sha256"], "")

@@ -1,7 +1,8 @@
 """Step ``srcohort-cohort-export``: count a cohort per site, then export it de-identified.
 
-``srcohort cohort count`` and ``srcohort export`` in one step, so the counts and the exported
-files come from the same state of the index.
+``srcohort cohort count`` and ``srcohort export --format dicom`` in one step, so the counts and
+the exported files come from the same state of the index; both are entered in the site's audit
+log.
 """
 
 from __future__ import annotations
@@ -13,14 +14,15 @@ from srcohort_workflow.cohort_settings import (COHORT_SCRIPT, DEFAULT_SECRET_ENV
                                                load_cohort_setting, pseudonym_secret,
                                                secret_env_vars)
 from srcohort_workflow.kaapana_compat import (INDEX_PREFIX, SrcohortStep, opensearch_client,
-                                              required)
+                                              required, run_actor)
 
 
 class SrcohortCohortExportOperator(SrcohortStep):
     """Count and export ``workflow_form.cohort`` into ``<run>/<operator_out_dir>/``.
 
-    Output: ``data/<pseudonym>/...`` and ``manifest/`` (see srcohort.export.exporter). XCom: the
-    cohort's name, its patient counts per site plus ``total``, and the exported patients and files.
+    Output: ``dicom/data/<pseudonym>/...`` and ``dicom/manifest/`` (see srcohort.export.exporter),
+    as the container's ``srcohort export --format dicom`` writes them. XCom: the cohort's name,
+    its patient counts per site plus ``total``, and the exported patients and files.
     """
 
     step_name = "srcohort-cohort-export"
@@ -38,13 +40,15 @@ srcohort export "$cohort" --out "$out" --format dicom --prefix "$INDEX_PREFIX" \
 
     def run_step(self, settings: dict[str, Any], in_dir: Path | None, out_dir: Path
                  ) -> dict[str, Any]:
-        from srcohort.cohort.run import count_patients
-        from srcohort.export.exporter import export_cohort
+        from srcohort.audit.audited import count_patients
+        from srcohort.export.run import export_formats
         secret = pseudonym_secret(required(settings, "secret_env"))
         cohort = load_cohort_setting(required(settings, "cohort"))
         prefix = str(settings["index_prefix"])
         client = opensearch_client()
-        counts = count_patients(client, cohort, prefix=prefix)
-        result = export_cohort(client, cohort, out_dir, prefix=prefix, secret=secret)
-        return {"cohort": cohort.name, "counts": counts, "patients": result.patients,
-                "files": result.files, "manifest": result.manifest_path}
+        actor = run_actor(self, settings, out_dir)
+        counts = count_patients(client, cohort, prefix=prefix, actor=actor)
+        result = export_formats(client, cohort, out_dir, output_format="dicom", prefix=prefix,
+                                secret=secret, actor=actor)["dicom"]
+        return {"cohort": cohort.name, "counts": counts, "patients": result["patients"],
+                "files": result["files"], "manifest": result["manifest_path"]}

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from srcohort_workflow.kaapana_compat import (INDEX_PREFIX, SrcohortStep, opensearch_client,
-                                              required)
+                                              required, run_actor)
 
 
 class SrcohortIndexOperator(SrcohortStep):
@@ -24,10 +24,11 @@ class SrcohortIndexOperator(SrcohortStep):
 
     def run_step(self, settings: dict[str, Any], in_dir: Path | None, out_dir: Path
                  ) -> dict[str, Any]:
-        from srcohort.index.indexer import index_directory
+        from srcohort.audit.audited import index_directory
         assert in_dir is not None  # needs_input: checked when the DAG is built
         site = required(settings, "site")
         stats = index_directory(opensearch_client(), in_dir / "dicom", site=site,
-                                prefix=str(settings["index_prefix"]))
+                                prefix=str(settings["index_prefix"]),
+                                actor=run_actor(self, settings, out_dir))
         return {"site": site, "series": stats.series, "patients": stats.patients,
                 "errors": len(stats.errors)}

@@ -17,7 +17,7 @@ from srcohort_workflow.cohort_settings import (COHORT_SCRIPT, DEFAULT_COHORT, DE
                                                load_cohort_setting, pseudonym_secret,
                                                secret_env_vars)
 from srcohort_workflow.kaapana_compat import (INDEX_PREFIX, SrcohortStep, opensearch_client,
-                                              required)
+                                              required, run_actor)
 
 
 class SrcohortTrainingExportOperator(SrcohortStep):
@@ -58,4 +58,4 @@ srcohort export "$cohort" --out "$out" --format "$OUTPUT_FORMAT" --split "$SPLIT
             opensearch_client(), load_cohort_setting(required(settings, "cohort")), out_dir,
             output_format=output_format, prefix=str(settings["index_prefix"]),
             secret=pseudonym_secret(required(settings, "secret_env")),
-            settings=TrainingSettings(split=split))
+            settings=TrainingSettings(split=split), actor=run_actor(self, settings, out_dir))

@@ -69,6 +69,14 @@ def opensearch_client() -> OpenSearch:
                    token=env("SRCOHORT_OPENSEARCH_TOKEN"))
 
 
+def run_actor(step: BaseOperator, settings: dict[str, Any], out_dir: Path) -> Any:
+    """Who runs an in-process step, for srcohort's audit log and release ledger: the form's
+    ``username`` (Kaapana puts the user who started the workflow there), this DAG and the run
+    (the run folder ``<workflow dir>/<run_id>/<step>`` is named after it)."""
+    from srcohort.audit.actor import Actor
+    return Actor.of_run(settings, step.dag_id, out_dir.parent.name)
+
+
 def required(settings: dict[str, Any], key: str) -> str:
     """A ``workflow_form`` value the step cannot run without, as a non-empty string."""
     value = str(settings.get(key) or "").strip()

@@ -100,3 +100,17 @@ def _field(name: str, data_type: str, description: str) -> dict[str, Any]:
     return {"@type": "cr:Field", "@id": f"patients/{name}", "name": name,
             "description": description, "dataType": data_type,
             "source": {"fileObject": {"@id": "patients-table"}, "extract": {"column": name}}}
+
+
+# Where srcohort's own card properties live: a URN, so no web address is implied.
+AUDIT_CONTEXT = {"srcohort": "urn:srcohort:"}
+
+
+def with_audit(card: dict[str, Any], log: str, entries: Sequence[dict[str, Any]]
+               ) -> dict[str, Any]:
+    """The card citing the site's audit entries it came from (the export's own, the indexing
+    run it read): position, digest, action and time of each, so an auditor can find them in
+    ``log`` and check them against the hash chain. No user names: the card may travel."""
+    return {**card, "@context": {**card["@context"], **AUDIT_CONTEXT},
+            "srcohort:audit": {"srcohort:log": log,
+                               "srcohort:entries": [dict(entry) for entry in entries]}}

@@ -121,13 +121,18 @@ def _absent(name: str, site: Mapping[str, Range], k: int, withheld: bool) -> Ran
 
 
 def pooled(summaries: Sequence[Mapping[str, float]]) -> dict[str, float]:
-    """Exact n, mean and sample SD of the union of groups from their own n, mean and SD."""
+    """Exact n, mean and sample SD of the union of groups from their own n, mean and SD.
+
+    A site withholds its SD over fewer than 2k values or when it is 0; the pooled SD then
+    cannot be computed exactly and is left out rather than guessed."""
     n = sum(s["n"] for s in summaries)
     mean = sum(s["n"] * s["mean"] for s in summaries) / n
-    within = sum((s["n"] - 1) * s["sd"] ** 2 for s in summaries)
-    between = sum(s["n"] * (s["mean"] - mean) ** 2 for s in summaries)
-    return {"n": n, "mean": round(mean, 6),
-            "sd": round(math.sqrt((within + between) / (n - 1)), 6) if n > 1 else 0.0}
+    result = {"n": n, "mean": round(mean, 6)}
+    if all("sd" in s for s in summaries) and n > 1:
+        within = sum((s["n"] - 1) * s["sd"] ** 2 for s in summaries)
+        between = sum(s["n"] * (s["mean"] - mean) ** 2 for s in summaries)
+        result["sd"] = round(math.sqrt((within + between) / (n - 1)), 6)
+    return result
 
 
 def _features(aggregates: Sequence[Aggregate]) -> dict[str, dict[str, Any]]:

@@ -30,7 +30,8 @@ def _feature(summary: Mapping[str, Any]) -> str:
         return "suppressed"
     if not summary["n"]:
         return "-"
-    return f"{summary['mean']:.1f}\u00b1{summary['sd']:.1f} (n={summary['n']})"
+    spread = f"\u00b1{summary['sd']:.1f}" if "sd" in summary else ""
+    return f"{summary['mean']:.1f}{spread} (n={summary['n']})"
 
 
 def _label(name: str, label: str) -> str:
@@ -43,7 +44,8 @@ def _label(name: str, label: str) -> str:
 
 
 def render(combined: "Combined") -> str:
-    """Counts per site and overall, then feature means ± SD; suppressed cells as ranges.
+    """Counts per site and overall, then feature means ± SD (the SD where it was published);
+    suppressed cells as ranges.
 
     Features no site could publish are named in one line instead of a row of "suppressed".
     """
