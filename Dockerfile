@@ -12,11 +12,9 @@ LABEL VERSION="0.1.0"
 LABEL BUILD_IGNORE="False"
 
 COPY . /tmp/srcohort-src
+# Studies, SR templates and dashboards are package data (MANIFEST.in): the install carries them.
 RUN pip install --no-cache-dir -c /tmp/srcohort-src/constraints.txt "/tmp/srcohort-src[kaapana]" \
-    && cp -r /tmp/srcohort-src/sr_templates /tmp/srcohort-src/dashboards /kaapana/app/ \
     && rm -rf /tmp/srcohort-src
 
-ENV SRCOHORT_TEMPLATES=/kaapana/app/sr_templates \
-    SRCOHORT_DASHBOARDS=/kaapana/app/dashboards
 WORKDIR /kaapana/app
 ENTRYPOINT ["srcohort-kaapana"]

@@ -5,9 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system python helm minio opensearch demo test kaapana-images lint clean
+.PHONY: setup system python helm minio opensearch vega demo test kaapana-images lint clean
 
-setup: system python helm minio opensearch
+setup: system python helm minio opensearch vega
 
 system:
 	bash tools/install-system.sh
@@ -27,6 +27,9 @@ helm:
 # MinIO's server (the Kaapana test platform's S3), built through the Go module proxy into the cache.
 minio:
 	bash tools/install-minio.sh
+
+vega:
+	bash tools/install-vega.sh
 
 opensearch: python
 	$(BIN)/python -c "from srcohort.server.distribution import ensure_distribution; print(ensure_distribution())"

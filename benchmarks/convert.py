@@ -27,6 +27,7 @@ best of ``--repeat`` runs in this run on this machine, baseline included.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import io
 import os
 import pickle
@@ -53,12 +54,21 @@ from srcohort.sources.mapping import SiteMapping, load_mapping
 from srcohort.sources.tables import TableRecord
 from srcohort.sr import items
 from srcohort.sr.ecg import EcgReport, EcgReportSR
+from srcohort.study.load import load_study
 from srcohort.waveform.sop import ecg_dataset
 
+STUDY = load_study("tavi")
+
+
+def _only(*tables: str) -> Callable[[PatientInputs], PatientInputs]:
+    """The patient with only these tables: what one template family is written from."""
+    return lambda p: replace(p, tables={t: rows for t, rows in p.tables.items() if t in tables})
+
+
 FAMILIES: dict[str, Callable[[PatientInputs], PatientInputs]] = {
-    "history (TID 3802)": lambda p: replace(p, procedures=[], landmarks=[], measurements=[]),
-    "procedure outcome": lambda p: replace(p, registry=None, landmarks=[], measurements=[]),
-    "planning (TID 1500)": lambda p: replace(p, registry=None, procedures=[]),
+    "history (TID 3802)": _only("registry"),
+    "procedure outcome": _only("procedures"),
+    "planning (TID 1500)": _only("landmarks", "measurements"),
     "all three": lambda p: p,
 }
 _INHERITED: list[PatientInputs] = []     # a pool worker's patients, set at fork
@@ -71,15 +81,16 @@ def _site_inputs(consortium: Path, scratch: Path
     for site_dir in sorted(consortium.glob("site-*")):
         mapping = load_mapping(site_dir)
         report = ConversionReport(mapping.site)
-        series, _ = scan_series(mapping.images)
+        series, _, _ = scan_series(mapping.images, site_dir)
         patients, segmentations = collect_patients(
-            mapping, series, Quarantine(scratch / site_dir.name, site_dir, report))
+            mapping, series, Quarantine(scratch / site_dir.name, site_dir, report),
+            dt.date.today())
         sites.append((mapping, patients, segmentations))
     return sites
 
 
 def _build(patients: list[PatientInputs]) -> int:
-    return sum(len(build_patient(inputs).reports) for inputs in patients)
+    return sum(len(build_patient(STUDY, inputs).reports) for inputs in patients)
 
 
 def _cpu_seconds() -> float:
@@ -124,7 +135,7 @@ def _pool_rates(patients: list[PatientInputs], workers: int, repeat: int, *,
 
 def _write_ms(patients: list[PatientInputs]) -> float:
     """Milliseconds per SR for pydicom to write it (the same bytes on both paths)."""
-    srs = [sr for inputs in patients for sr, _ in build_patient(inputs).reports]
+    srs = [sr for inputs in patients for sr, _ in build_patient(STUDY, inputs).reports]
     start = time.perf_counter()
     for sr in srs:
         sr.save_as(io.BytesIO(), enforce_file_format=True)

@@ -34,14 +34,23 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure(level: str = "info") -> None:
-    """Send JSON log lines to stderr; idempotent so tests and the CLI can both call it."""
-    root = logging.getLogger("srcohort")
-    root.setLevel(level.upper())
-    if not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(JsonFormatter())
-        root.addHandler(handler)
-    root.propagate = False
+    """Send JSON log lines to stderr; idempotent so tests and the CLI can both call it.
+
+    Libraries' log records (pydicom, highdicom, opensearch-py) and Python warnings go through
+    the same formatter at warning level and above, so stderr holds JSON lines only.
+    """
+    ours = logging.getLogger("srcohort")
+    ours.setLevel(level.upper())
+    ours.propagate = False
+    libraries = logging.getLogger()
+    if libraries.level > logging.WARNING or libraries.level == logging.NOTSET:
+        libraries.setLevel(logging.WARNING)
+    for logger in (ours, libraries):
+        if not any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(JsonFormatter())
+            logger.addHandler(handler)
+    logging.captureWarnings(True)
 
 
 def get_logger(name: str) -> logging.Logger:

@@ -27,7 +27,8 @@ pytestmark = pytest.mark.airflow
 
 DAG_IDS = {"srcohort-import", "srcohort-import-from-bucket", "srcohort-index",
            "srcohort-index-on-arrival", "srcohort-cohort-to-dataset", "srcohort-export",
-           "srcohort-export-cohort", "srcohort-federated-site", "srcohort-federated-count"}
+           "srcohort-export-cohort", "srcohort-federated-site", "srcohort-federated-count",
+           "srcohort-federated-decide"}
 
 DAGBAG_SCRIPT = """
 import json, sys
@@ -128,7 +129,7 @@ def test_steps_run_in_srcohorts_image_with_declared_resources(bag: dict[str, Any
     STEP_RESOURCES = _module("srcohort_workflow/resources.py").STEP_RESOURCES
     namespaces = {"project-scope": "services", "import": "services", "dataset": "services",
                   "index": None, "export": None, "federated-site": None,
-                  "federated-central": "services"}
+                  "federated-central": "services", "federated-decide": None}
     seen = set()
     for dag_id, dag in bag["dags"].items():
         for task_id, task in dag["tasks"].items():
@@ -173,12 +174,37 @@ def test_install_parameters_reach_every_step(airflow_env: dict[str, str],
     folder = tmp_path / "dags"
     shutil.copytree(DAGS, folder)
     (folder / "srcohort_workflow" / "settings.json").write_text(json.dumps(
-        {"opensearch_index_prefix": "cohorts-", "k_anonymity_threshold": 11}), "utf-8")
+        {"opensearch_index_prefix": "cohorts-", "k_anonymity_threshold": 11,
+         "study": "lung-nodules", "cohorts": ["nodule-cohort", "other-cohort"]}), "utf-8")
     bag = _dagbag({**airflow_env, "AIRFLOW__CORE__DAGS_FOLDER": str(folder)}, folder)
     envs = [t["attrs"]["env_vars"] for d in bag["dags"].values() for t in d["tasks"].values()
             if t["type"] == "SrcohortOperator"]
     assert envs and all(e["SRCOHORT_INDEX_PREFIX"] == "cohorts-" and e["SRCOHORT_K"] == "11"
-                        for e in envs)
+                        and e["SRCOHORT_STUDY"] == "lung-nodules" for e in envs)
+    # The forms offer the installed study and its saved cohorts.
+    forms = {d: dag["default_args"]["ui_forms"].get("workflow_form", {}).get("properties", {})
+             for d, dag in bag["dags"].items()}
+    with_study = {d for d, props in forms.items() if "study" in props}
+    assert with_study == DAG_IDS - {"srcohort-index-on-arrival", "srcohort-federated-count",
+                                    "srcohort-federated-decide"}
+    assert all(forms[d]["study"]["default"] == "lung-nodules" for d in with_study)
+    cohorts = [props["cohort"] for props in forms.values() if "cohort" in props]
+    assert cohorts and all(c["default"] == "nodule-cohort" and "other-cohort" in
+                           c["description"] for c in cohorts)
+
+
+def test_forms_without_install_settings_default_to_the_packaged_study(
+        bag: dict[str, Any]) -> None:
+    """Before the install Job wrote settings.json: no study named (the packaged default), no
+    cohort preset (the member names one), no install parameter in the pods' environment."""
+    for dag in bag["dags"].values():
+        props = dag["default_args"]["ui_forms"].get("workflow_form", {}).get("properties", {})
+        assert "default" not in props.get("study", {})
+        assert "default" not in props.get("cohort", {})
+        assert props.get("cohort", {"required": True})["required"] is True
+        for task in dag["tasks"].values():
+            if task["type"] == "SrcohortOperator":
+                assert "SRCOHORT_STUDY" not in task["attrs"]["env_vars"]
 
 
 def test_federated_dags_follow_kaapanas_framework(bag: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +12,8 @@ import pytest
 
 from srcohort.cli import build_parser, main
 
-SUBCOMMANDS = ["demo", "demo-data", "convert", "index", "cohort", "federated", "export",
-               "opensearch"]
+SUBCOMMANDS = ["demo", "demo-data", "convert", "validate", "index", "cohort", "federated",
+               "export", "audit", "opensearch"]
 
 
 def _srcohort(*args: str) -> subprocess.CompletedProcess:
@@ -43,8 +44,8 @@ def test_invalid_cohort_is_one_line_and_exit_2(tmp_path: Path) -> None:
     result = _srcohort("cohort", "explain", str(bad))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "error: patients.annotation: unknown key(s) code (known: at_least, codes, dates, kind, "
-        "numbers, segments, template, texts, title, within)"]
+        "error: patients.annotation: unknown key(s) code (known: at_least, codes, dates, fields, "
+        "kind, numbers, segments, template, texts, title, within)"]
 
 
 def test_convert_with_a_broken_mapping_names_the_file(tmp_path: Path) -> None:
@@ -58,3 +59,34 @@ def test_demo_data_writes_a_consortium(tmp_path: Path) -> None:
                        str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in tmp_path.glob("site-*")) == ["site-01", "site-02"]
+
+
+def test_convert_exits_1_when_nothing_converts_and_3_when_strict(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    (site / "images").mkdir(parents=True)
+    (site / "images" / "a.dcm").write_bytes(b"not dicom")
+    (site / "mapping.yaml").write_text("site: s\n")
+    result = _srcohort("convert", str(site), "--out", str(tmp_path / "out"))
+    assert result.returncode == 1
+    assert "refused images/a.dcm: not readable as DICOM" in result.stdout
+    assert result.stderr.strip().splitlines()[-1] == "error: no input could be converted"
+    assert all(line.startswith("{") for line in result.stderr.strip().splitlines()[:-1])
+
+
+def test_validate_writes_nothing_and_reports_like_convert(small_consortium: Path,
+                                                          tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    shutil.copytree(small_consortium / "site-01", site)
+    before = sorted(p for p in tmp_path.rglob("*"))
+    result = _srcohort("validate", str(site), "--strict", "--show", "100")
+    assert result.returncode == 3, result.stderr           # the demo site has faults
+    assert sorted(p for p in tmp_path.rglob("*")) == before
+    converted = _srcohort("convert", str(site), "--out", str(tmp_path / "out"), "--show", "100")
+    assert converted.returncode == 0
+    assert result.stdout.splitlines()[1:] == converted.stdout.splitlines()[1:]
+
+
+def test_a_mistyped_prefix_is_one_line(tmp_path: Path) -> None:
+    result = _srcohort("cohort", "count", "tavi-self-expanding", "--prefix", "Srcohort_X")
+    assert result.returncode == 2
+    assert "index prefix 'Srcohort_X'" in result.stderr and "Traceback" not in result.stderr

@@ -10,9 +10,9 @@ import datetime as dt
 
 import pytest
 
-from srcohort.cohort.bruteforce import Dated, PatientFacts, evaluate
+from tests.bruteforce import Dated, PatientFacts, evaluate
 from srcohort.cohort.definition import load_cohort
-from srcohort.cohort.units import equivalent_ranges
+from srcohort.units import equivalent_ranges
 from srcohort.index.mapping import TEXT_KEYWORD_LIMIT
 
 DAY = dt.date(2020, 1, 1)

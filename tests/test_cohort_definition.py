@@ -137,3 +137,20 @@ patients:
     flat = json.dumps(compile_expr(cohort.patients, nested=False))
     assert '"nested"' not in flat and "function_score" not in flat
     assert '{"term": {"annotations.codes.name": "A:1"}}' in flat
+
+
+def test_hostile_definitions_are_refused_with_a_reason() -> None:
+    """Nested a thousand deep (Python's recursion would break), and a list beyond what
+    OpenSearch's terms query takes: both refused before any query, with the path."""
+    deep = "name: a\npatients: " + "{not: " * 1000 + "{series: {modality: CT}}" + "}" * 1000
+    with pytest.raises(CohortError, match="nested too deeply"):
+        load_cohort(deep)
+    nested: dict = {"series": {"modality": "CT"}}
+    for _ in range(40):
+        nested = {"not": nested}
+    with pytest.raises(CohortError, match="nested more than 32 levels"):
+        load_cohort({"name": "a", "patients": nested})
+    many = {"name": "b", "patients": {"annotation": {"codes": [
+        {"value": [f"SCT:{n}" for n in range(100_000)]}]}}}
+    with pytest.raises(CohortError, match=r"codes\[0\]\.value: 100000 entries"):
+        load_cohort(many)

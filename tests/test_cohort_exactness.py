@@ -22,11 +22,11 @@ import pytest
 from opensearchpy import OpenSearch, helpers
 from pydicom.sr.codedict import codes
 
-from srcohort.cohort.bruteforce import PatientFacts, evaluate, read_patients
+from tests.bruteforce import PatientFacts, evaluate, read_patients
 from srcohort.cohort.definition import known_events, load_cohort
 from srcohort.cohort.model import Cohort
 from srcohort.cohort.query import Query, compile_expr
-from srcohort.cohort.random_definitions import RandomDefinitions
+from tests.random_definitions import RandomDefinitions
 from srcohort.index.documents import patient_doc_id
 from srcohort.index.indexer import index_directory
 from srcohort.index.mapping import patients_index_body
@@ -111,9 +111,17 @@ def test_every_random_cohort_matches_the_bruteforce_answer(opensearch_client: Op
     informative = sum(0 < len(want) < len(keys) for want in indexed.expected)
     print(f"\n{len(indexed.cohorts)} definitions, {informative} with a proper subset of the "
           f"{len(keys)} patients, {len(mismatches)} mismatches")
+    with_fields = sum(_has_fields(c.source) for c in indexed.cohorts)
     assert len(indexed.cohorts) >= 1000
+    assert with_fields >= 100, "conditions on declared fields must be covered"
     assert informative >= len(indexed.cohorts) // 4, "the generated cohorts say too little"
     assert not mismatches, mismatches[:3]
+
+
+def _has_fields(node: Any) -> bool:
+    if isinstance(node, dict):
+        return "fields" in node or any(_has_fields(v) for v in node.values())
+    return isinstance(node, list) and any(_has_fields(v) for v in node)
 
 
 def without_nested(mapping: Any) -> Any:
@@ -142,6 +150,7 @@ def test_flattened_objects_give_false_positives(opensearch_client: OpenSearch,
           f"({sum(map(len, extra))} patients), {sum(map(bool, missing))} with false negatives "
           f"({sum(map(len, missing))} patients)")
     # whenever the data holds an annotation that exposes flattening, the count is > 0:
+    assert any(exposing), "the data must hold annotations that expose flattening"
     assert all(wrong for wrong, is_exposing in zip(extra, exposing) if is_exposing)
 
 

@@ -23,12 +23,13 @@ import yaml
 from pydicom.data import get_testdata_file
 from pydicom.errors import InvalidDicomError
 
-from srcohort import codes
+from srcohort import units
 from srcohort.demo.consortium import generate_consortium
 from srcohort.demo.profiles import FAULT_KINDS, PROFILES, site_profiles
 from srcohort.sources.ecg.model import EcgFormatError
 from srcohort.sources.ecg.read import read_ecg
 from srcohort.sources.labelmaps import read_label_map
+from srcohort.study.load import load_study
 from tests.dicom_validators import dciodvfy, dsrdump, pixelmed_sr, require_tool
 
 DOC_TABLE_KEYS = {"file", "delimiter", "encoding", "date_format", "decimal", "columns", "values"}
@@ -40,9 +41,12 @@ DOC_COLUMNS = {
     "measurements": {"patient_id", "measurement", "value", "unit"},
     "segmentations": {"patient_id", "file"},
 }
-VOCABULARY = {"prosthesis": set(codes.PROSTHESES), "diabetes": {"yes", "no"},
-              "lbbb": {"yes", "no"}, "smoking": set(codes.SMOKING),
-              "landmark": set(codes.LANDMARKS), "measurement": set(codes.MEASUREMENTS)}
+TERMS = load_study("tavi").vocabularies
+VOCABULARY = {"prosthesis": set(TERMS["valve_model"].terms), "diabetes": {"yes", "no"},
+              "lbbb": {"yes", "no"}, "smoking": set(TERMS["smoking"].terms),
+              "landmark": set(TERMS["landmark"].terms),
+              "measurement": set(TERMS["measurement"].terms)}
+MEASUREMENTS = TERMS["measurement"].terms
 DATES = {"tavi_date", "date"}
 NUMBERS = {"prosthesis_size", "x", "y", "z", "value"}
 SMALL = {"sites": 3, "patients_per_site": 3, "seed": 5}
@@ -251,8 +255,8 @@ def test_mapping_files_follow_the_documented_format(demo: Demo) -> None:
                     if column in VOCABULARY and value is not None:
                         assert value in VOCABULARY[column], (spec["file"], line, column)
                 if table == "measurements":
-                    unit = codes.MEASUREMENTS[record["measurement"]][1]
-                    assert record["unit"] in codes.UNIT_FACTORS[unit], (spec["file"], line)
+                    unit = MEASUREMENTS[record["measurement"]].attributes["unit"]
+                    assert units.factor(record["unit"], unit) is not None, (spec["file"], line)
 
 
 # --- ground truth ------------------------------------------------------------------------------
@@ -310,9 +314,9 @@ def test_truth_records_match_the_tables(demo: Demo) -> None:
             record = patients[pid]
             assert row["tavi_date"].isoformat() == record["tavi_date"]
             assert row["prosthesis"] == record["prosthesis"]
-            assert codes.PROSTHESES[row["prosthesis"]][1] == (
-                codes.SELF_EXPANDING if record["family"] == "self-expanding"
-                else codes.BALLOON_EXPANDABLE)
+            assert TERMS["valve_model"].terms[row["prosthesis"]].attributes["family"] == (
+                "SELF_EXPANDING" if record["family"] == "self-expanding"
+                else "BALLOON_EXPANDABLE")
             assert row["prosthesis_size"] == record["prosthesis_size_mm"]
             assert row["diabetes"] == ("yes" if record["diabetes"] else "no")
             assert row["lbbb"] == ("yes" if record["lbbb"] else "no")
@@ -341,14 +345,14 @@ def _assert_landmarks(rows: list[dict[str, Any]], patients: dict[str, Any]) -> N
     for row in rows:
         found.setdefault(row["patient_id"], {})[row["landmark"]] = [row["x"], row["y"], row["z"]]
     assert found == {pid: r["landmarks"] for pid, r in patients.items() if r["landmarks"]}
-    assert all(set(points) == set(codes.LANDMARKS) for points in found.values())
+    assert all(set(points) == VOCABULARY["landmark"] for points in found.values())
 
 
 def _assert_measurements(rows: list[dict[str, Any]], patients: dict[str, Any]) -> None:
     found: dict[str, dict[str, list[Any]]] = {}
     for row in rows:
-        unit = codes.MEASUREMENTS[row["measurement"]][1]
-        value = row["value"] * codes.UNIT_FACTORS[unit][row["unit"]]
+        unit = MEASUREMENTS[row["measurement"]].attributes["unit"]
+        value = float(row["value"] * units.factor(row["unit"], unit))
         found.setdefault(row["patient_id"], {})[row["measurement"]] = [value, unit]
     expected = {pid: r["measurements"] for pid, r in patients.items() if r["measurements"]}
     assert found.keys() == expected.keys()
@@ -392,7 +396,7 @@ def test_default_consortium_is_fast_heterogeneous_and_plausible(full: Demo) -> N
     assert 0.8 <= share(lambda r: r["pacemaker"] != "unknown") <= 0.97
     assert 0.10 <= share(lambda r: r["pacemaker"] == "yes") <= 0.30
     assert 0.05 <= share(lambda r: r["lbbb"]) <= 0.20
-    assert {r["prosthesis"] for r in records} == set(codes.PROSTHESES)
+    assert {r["prosthesis"] for r in records} == VOCABULARY["prosthesis"]
     kinds = sorted(f["kind"] for s in full.truth["sites"].values() for f in s["faults"])
     assert kinds == sorted([*FAULT_KINDS, "bad_registry_date"])     # two bad registry dates
     mappings = [_mapping(full.root / site) for site in full.truth["sites"]]

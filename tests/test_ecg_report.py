@@ -15,12 +15,11 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.sr.coding import Code
 
-from srcohort import codes
 from srcohort.index.content import sr_annotation
 from srcohort.sources.ecg.model import FINDINGS, MEASUREMENT_UNITS, STANDARD_LEADS, EcgRecording
 from srcohort.sr.ecg import EcgReport, EcgReportSR
-from srcohort.sr.ecg.enum import EcgFinding
-from srcohort.sr.profiles import load_profiles, nonconformities
+from srcohort.sr.ecg import enum as codes
+from srcohort.sr.profiles import default_profiles, nonconformities
 from tests.dicom_validators import (PIXELMED_CMD, TIMEOUT_SECONDS, dciodvfy, dsrdump,
                                     pixelmed_sr, require_tool)
 
@@ -103,7 +102,7 @@ def test_pixelmed_checks_the_iod_but_knows_no_ecg_report_template(tmp_path: Path
 
 
 def test_every_report_conforms_to_the_ecg_report_profile() -> None:
-    profiles = load_profiles()
+    profiles = default_profiles()
     recordings = [_recording(**variant) for variant in VARIANTS.values()]
     recordings += [_recording(findings=[name]) for name in FINDINGS]
     for recording in recordings:
@@ -114,17 +113,17 @@ def test_every_report_conforms_to_the_ecg_report_profile() -> None:
 
 
 def test_profile_declares_exactly_the_codes_the_report_writes() -> None:
-    (profile,) = [p for p in load_profiles() if p.template == "3700"]
+    (profile,) = [p for p in default_profiles() if p.template == "3700"]
     findings = profile.nodes[(("DCM:122145", "SCT:271921002"), "CODE")]
-    assert set(findings.values) == {_key(finding.code) for finding in EcgFinding}
+    assert set(findings.values) == {_key(code) for code in codes.FINDINGS.values()}
     measured = {path[2] for path, _ in profile.nodes
                 if path[:2] == ("DCM:122144", "DCM:122158") and len(path) == 3}
-    assert measured == {_key(code) for code in codes.ECG_MEASUREMENTS.values()}
+    assert measured == {_key(code) for code in codes.MEASUREMENT_CODES.values()}
 
 
 def test_every_canonical_name_of_the_model_has_a_code() -> None:
-    assert {finding.value for finding in EcgFinding} == set(FINDINGS)
-    assert set(codes.ECG_MEASUREMENTS) == set(MEASUREMENT_UNITS)
+    assert set(codes.FINDINGS) == set(FINDINGS)
+    assert set(codes.MEASUREMENT_CODES) == set(MEASUREMENT_UNITS)
 
 
 def test_index_finds_lbbb_as_a_code_and_qtc_as_a_number_in_ms() -> None:
@@ -139,7 +138,7 @@ def test_index_finds_lbbb_as_a_code_and_qtc_as_a_number_in_ms() -> None:
 def test_all_measurements_are_written_with_their_ucum_units() -> None:
     numbers = sr_annotation(_report(_recording(**VARIANTS["all"])))["numbers"]
     written = {n["name"]: (n["value"], n["unit"]) for n in numbers}
-    assert {name: written[_key(code)] for name, code in codes.ECG_MEASUREMENTS.items()} == \
+    assert {name: written[_key(code)] for name, code in codes.MEASUREMENT_CODES.items()} == \
         {name: (ALL_MEASUREMENTS[name], MEASUREMENT_UNITS[name]) for name in ALL_MEASUREMENTS}
 
 

@@ -13,19 +13,22 @@ from pathlib import Path
 import pytest
 from opensearchpy import OpenSearch
 
+from srcohort.cohort.label import LabelSpec
 from srcohort.cohort.library import resolve_cohort
 from srcohort.cohort.run import count_patients, list_patients
 from srcohort.federated import FederatedError, combine, run_federated_count
-from srcohort.federated.aggregate import (LABELS, Parameters, patient_label, public_bounds,
+from srcohort.federated.aggregate import (LABELS, Parameters, public_bounds,
                                           published_cells, relations, site_aggregate)
 from srcohort.federated.combine import pooled
 from srcohort.federated.plots import LABEL_BALANCE, UPSET
 from srcohort.canonical import canonical_json as dumps
-from srcohort.federated.site import run_site
+from srcohort.federated.site import release_site
 from srcohort.federated.suppression import Relation, intervals, suppress
 from srcohort.sr.profiles import default_profiles
+from srcohort.study.load import load_study
 
 COHORT = "tavi-self-expanding"
+LABEL = LabelSpec.of_study(load_study("tavi"))
 EVERYONE = "everyone.yaml"
 
 
@@ -83,7 +86,7 @@ def test_site_aggregates_equal_counts_and_brute_force(opensearch_client: OpenSea
         total = count_patients(opensearch_client, cohort, prefix=prefix)["total"]
         for k in (2, 3, 5):
             published = published_cells(site_aggregate(
-                docs, cohort=cohort, site=site, profiles=default_profiles(), k=k))
+                docs, cohort=cohort, site=site, profiles=default_profiles(), label=LABEL, k=k))
             assert published["patients"] == (total if total >= k else None)
             for cell, value in _brute_force(docs).items():
                 assert published[cell] in (value, None), (site, name, k, cell)
@@ -97,12 +100,12 @@ def test_pacemaker_labels_come_from_the_outcome_annotation(opensearch_client: Op
                                                           index_prefix: str, sites: list[str],
                                                           everyone: Path) -> None:
     docs = [d for s in sites for d in _docs(opensearch_client, str(everyone), f"{index_prefix}{s}-")]
-    labels = {patient_label(d) for d in docs}
+    labels = {LABEL.of(d) for d in docs}
     assert labels <= set(LABELS) and {"yes", "no"} & labels
     for doc in docs:
         outcome = {a["fields"]["pacemaker"] for a in doc["annotations"]
                    if "pacemaker" in (a.get("fields") or {})}
-        assert patient_label(doc) == (
+        assert LABEL.of(doc) == (
             {"SCT:373066001": "yes", "SCT:373067005": "no"}[outcome.pop()]
             if len(outcome) == 1 else "unknown")
 
@@ -113,8 +116,8 @@ def test_aggregate_json_carries_no_identifier_date_text_or_uid(
     for site in sites:
         prefix = f"{index_prefix}{site}-"
         docs = _docs(opensearch_client, str(everyone), prefix)
-        aggregate = run_site(opensearch_client, resolve_cohort(str(everyone)), site=site,
-                             prefix=prefix, k=2)
+        aggregate = release_site(opensearch_client, resolve_cohort(str(everyone)), site=site,
+                                 prefix=prefix, k=2).aggregate
         text = dumps(aggregate)
         # Apart from the digest and the label's code values, no long digit run may appear.
         scrubbed = text.replace(aggregate["cohort"]["sha256"], "")
@@ -210,7 +213,7 @@ def _synthetic(n: int) -> list[dict]:
 
 def _aggregate(docs: list[dict], k: int = 5, site: str = "s") -> dict:
     return site_aggregate(docs, cohort=resolve_cohort(COHORT), site=site,
-                          profiles=default_profiles(), k=k)
+                          profiles=default_profiles(), label=LABEL, k=k)
 
 
 def test_primary_suppression_hides_every_small_count() -> None:
@@ -236,14 +239,14 @@ def test_no_partition_with_a_published_total_has_exactly_one_suppressed_cell() -
         for k in (2, 3, 5, 10):
             aggregate = _aggregate(docs, k)
             cells = published_cells(aggregate)
-            params = Parameters.from_profiles(default_profiles())
+            params = Parameters.from_profiles(default_profiles(), LABEL)
             for relation in relations(cells, params):
                 if relation.equal and cells[relation.lhs[0]] is not None:
                     assert sum(cells[c] is None for c in relation.rhs) != 1, (n, k, relation)
 
 
 def test_no_small_count_can_be_recomputed_from_what_is_published() -> None:
-    params = Parameters.from_profiles(default_profiles())
+    params = Parameters.from_profiles(default_profiles(), LABEL)
     for n in range(1, 40):
         docs = _synthetic(n)
         truth = published_cells(_aggregate(docs, k=2))  # k=2 hides only zeros and ones
@@ -300,7 +303,7 @@ def test_combine_shows_ranges_for_suppressed_cells() -> None:
 def test_combine_refuses_mixed_cohorts_k_and_duplicate_sites() -> None:
     one = _aggregate(_synthetic(10), site="a")
     other_cohort = site_aggregate(_synthetic(10), cohort=resolve_cohort(
-        "tavi-lbbb-ecg-calcification"), site="b", profiles=default_profiles())
+        "tavi-lbbb-ecg-calcification"), site="b", profiles=default_profiles(), label=LABEL)
     with pytest.raises(FederatedError, match="cohort"):
         combine([one, other_cohort])
     with pytest.raises(FederatedError, match="k"):

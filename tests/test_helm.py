@@ -190,11 +190,16 @@ def test_extension_params_reach_the_install_job(helm, helm_env, chart_with_dep):
     env = env_of(jobs(docs)["srcohort-install"])
     assert env["SRCOHORT_INDEX_PREFIX"]["value"] == "site-a."
     assert env["SRCOHORT_K"]["value"] == "11"
+    assert env["SRCOHORT_STUDY"]["value"] == ""          # the packaged default
+    docs = render(helm, helm_env, chart_with_dep, KAAPANA_GLOBALS,
+                  ["global.study=lung-nodules"])
+    for job in ("srcohort-install", "srcohort-uninstall"):
+        assert env_of(jobs(docs)[job])["SRCOHORT_STUDY"]["value"] == "lung-nodules"
 
 
 @pytest.mark.parametrize(
     "bad", ["global.k_anonymity_threshold=1", "global.opensearch_index_prefix=Upper*",
-            "global.opensearch_index_prefix=project_x"]
+            "global.opensearch_index_prefix=project_x", "global.study=no study;"]
 )
 def test_bad_extension_params_fail(helm, helm_env, chart_with_dep, bad):
     args = ["template", str(chart_with_dep), "--set-string", bad]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pydicom
 from pydicom.data import get_testdata_file
 
+from srcohort.codes import concept_key
 from srcohort.index.content import sr_annotation
 from srcohort.index.documents import SERIES_KEYS, patient_documents, series_document
 from srcohort.index.fields import kaapana_fields
@@ -12,24 +13,44 @@ from srcohort.index.mapping import SUMMARY_ATTRIBUTES, patients_index_body
 
 
 def test_foreign_sr_is_extracted_by_value_type() -> None:
+    """Every valued item of an SR nobody here wrote is extracted with its concept and value."""
     ds = pydicom.dcmread(get_testdata_file("test-SR.dcm"))
     annotation = sr_annotation(ds)
     assert annotation["title"] and annotation["sop_instance_uid"] == ds.SOPInstanceUID
-    extracted = sum(len(annotation[k]) for k in ("codes", "numbers", "points", "texts", "dates"))
-    walked = _count_leaf_items(ds)
-    assert extracted == walked > 0
+    extracted = sorted(
+        [("codes", c["name"], c["value"]) for c in annotation["codes"]]
+        + [("numbers", n["name"], n["value"], n["unit"]) for n in annotation["numbers"]]
+        + [("points", p["name"], p["graphic_type"]) for p in annotation["points"]]
+        + [("texts", t["name"], t["value"]) for t in annotation["texts"]]
+        + [("dates", d["name"], d["value"]) for d in annotation["dates"]])
+    walked = sorted(_leaf_items(ds))
+    assert walked and extracted == walked
+    assert {kind for kind, *_ in walked} >= {"codes", "numbers", "texts"}
 
 
-def _count_leaf_items(ds: pydicom.Dataset) -> int:
-    total = 0
+def _leaf_items(ds: pydicom.Dataset) -> list[tuple]:
+    """(kind, concept, value...) of every valued item, read with pydicom directly."""
+    found: list[tuple] = []
     for item in ds.get("ContentSequence", []):
         kind = item.get("ValueType")
-        if kind in ("CODE", "NUM", "SCOORD", "SCOORD3D", "TEXT", "DATE"):
-            has_value = {"CODE": "ConceptCodeSequence", "NUM": "MeasuredValueSequence",
-                         "TEXT": "TextValue", "DATE": "Date"}.get(kind)
-            total += 1 if has_value is None or item.get(has_value) else 0
-        total += _count_leaf_items(item)
-    return total
+        name = concept_key(item.ConceptNameCodeSequence[0]) \
+            if item.get("ConceptNameCodeSequence") else ""
+        if kind == "CODE" and item.get("ConceptCodeSequence"):
+            found.append(("codes", name, concept_key(item.ConceptCodeSequence[0])))
+        elif kind == "NUM" and item.get("MeasuredValueSequence"):
+            measured = item.MeasuredValueSequence[0]
+            unit = measured.get("MeasurementUnitsCodeSequence")
+            found.append(("numbers", name, float(measured.NumericValue),
+                          str(unit[0].CodeValue) if unit else ""))
+        elif kind in ("SCOORD", "SCOORD3D"):
+            found.append(("points", name, str(item.get("GraphicType", ""))))
+        elif kind == "TEXT" and item.get("TextValue"):
+            found.append(("texts", name, str(item.TextValue)))
+        elif kind == "DATE" and item.get("Date"):
+            text = str(item.Date)
+            found.append(("dates", name, f"{text[:4]}-{text[4:6]}-{text[6:8]}"))
+        found += _leaf_items(item)
+    return found
 
 
 def test_kaapana_field_names_and_types() -> None:

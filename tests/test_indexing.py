@@ -10,7 +10,6 @@ import pytest
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 
-from srcohort import codes
 from srcohort.index.documents import patient_doc_id, patient_key
 from srcohort.index.indexer import index_directory
 from srcohort.index.opensearch import index_names
@@ -53,23 +52,27 @@ def test_deleted_series_and_patients_leave_the_index(opensearch_client: OpenSear
     assert _counts(opensearch_client, index_prefix)[1] == patients - 1
 
 
+OUTCOME_CONCEPT = "307280005"      # the TAVI study's outcome item (study.yaml)
+
+
 def test_changed_object_updates_the_index(opensearch_client: OpenSearch, index_prefix: str,
                                           site_copy: Path) -> None:
     index_directory(opensearch_client, site_copy, site="s", prefix=index_prefix)
     path = next(p for p in _srs(site_copy)
                 if pydicom.dcmread(p).ConceptNameCodeSequence[0].CodeValue == "28570-0")
     ds = pydicom.dcmread(path)
+    yes, no = "373066001", "373067005"             # SCT Yes / No, the outcome's answers
     item = next(i for i in ds.ContentSequence
-                if i.ConceptNameCodeSequence[0].CodeValue == codes.PACEMAKER_IMPLANTATION.value)
-    flipped = codes.NO if item.ConceptCodeSequence[0].CodeValue == codes.YES.value else codes.YES
-    item.ConceptCodeSequence[0].CodeValue = flipped.value
-    item.ConceptCodeSequence[0].CodeMeaning = flipped.meaning
+                if i.ConceptNameCodeSequence[0].CodeValue == OUTCOME_CONCEPT)
+    flipped = no if item.ConceptCodeSequence[0].CodeValue == yes else yes
+    item.ConceptCodeSequence[0].CodeValue = flipped
+    item.ConceptCodeSequence[0].CodeMeaning = {yes: "Yes", no: "No"}[flipped]
     ds.save_as(path)
     index_directory(opensearch_client, site_copy, site="s", prefix=index_prefix)
     doc = opensearch_client.get(index=index_names(index_prefix)[0], id=ds.SeriesInstanceUID)
     values = {c["value"] for a in doc["_source"]["annotations"] for c in a["codes"]
-              if c["name"] == f"SCT:{codes.PACEMAKER_IMPLANTATION.value}"}
-    assert values == {f"SCT:{flipped.value}"}
+              if c["name"] == f"SCT:{OUTCOME_CONCEPT}"}
+    assert values == {f"SCT:{flipped}"}
 
 
 class _DiesDuringBulk:

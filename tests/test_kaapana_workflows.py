@@ -27,6 +27,7 @@ import pytest
 from opensearchpy import helpers
 from opensearchpy.exceptions import AuthorizationException
 
+from srcohort.audit.log import audit_log
 from srcohort.cohort.library import resolve_cohort
 from srcohort.cohort.run import count_patients, list_patients
 from srcohort.convert.site import convert_site
@@ -36,6 +37,7 @@ from tests.platform.pacs import ctp_file
 
 pytestmark = [pytest.mark.opensearch, pytest.mark.airflow]
 COHORT = "tavi-self-expanding"
+MEMBER = "dr.weber"
 
 
 @dataclass(frozen=True)
@@ -102,9 +104,16 @@ def site(scenario: Scenario, tmp_path_factory: pytest.TempPathFactory) -> dict[s
 
 def _conf(kaapana: Platform, project: str, workflow_form: dict[str, Any],
           data_form: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A run conf as Kaapana's UI sends it."""
-    return {"workflow_form": workflow_form, "data_form": data_form or {},
+    """A run conf as Kaapana's UI sends it (the backend adds the user who started it)."""
+    return {"workflow_form": {"username": MEMBER, **workflow_form}, "data_form": data_form or {},
             "project_form": kaapana.project_form(project)}
+
+
+def _audited(kaapana: Platform, scenario: Scenario, dag_id: str) -> list[tuple[str, str]]:
+    """(action, user) of the project's audit entries of ``dag_id``'s runs; the chain intact."""
+    entries = audit_log(kaapana.client("system"), scenario.prefix).verified()
+    return [(e["action"], e["user"]) for e in entries
+            if (e.get("run") or "").startswith(f"{dag_id}/")]
 
 
 def _bucket_json(kaapana: Platform, bucket: str, key: str) -> Any:
@@ -141,6 +150,7 @@ def test_import_sends_every_object_filed_under_project_and_dataset(
     assert summary["failed"] == [] and summary["already_in_pacs"] == []
     report = _bucket_json(kaapana, bucket, f"{prefix}/conversion-report.json")
     quarantined = [o for o in report["outcomes"] if o["outcome"] == "quarantined"]
+    assert report["state"] == "complete" and quarantined     # the demo export has faults
     assert sorted(k.rsplit("/", 1)[-1] for k in keys if "/quarantine/" in k
                   and k.endswith(".reason.txt")) == sorted(
         f"{Path(o['input']).name}{'' if o['line'] is None else '.line' + str(o['line'])}.reason.txt"
@@ -199,6 +209,7 @@ def test_index_from_dataset_stores_uids_and_pacs_address(
         assert doc["retrieve"]["dicomweb"] == (
             f"{kaapana.pacs.dicomweb}/studies/{doc['study_instance_uid']}/series/{uid}")
         assert doc["site"] == "site-a"
+    assert _audited(kaapana, scenario, "srcohort-index") == [("index", MEMBER)]
     pods = [p for p in airflow.pods() if indexed["run"]["run_id"] in p["task"]
             and p["task"].endswith("srcohort-index")]
     assert [p["namespace"] for p in pods] == [scenario.namespace]
@@ -259,6 +270,8 @@ def test_cohort_becomes_a_kaapana_dataset(kaapana: Platform, scenario: Scenario,
             and r["path"] == "/client/dataset"]
     assert json.loads(puts[-1]["headers"]["project"])["id"] == \
         kaapana.projects[scenario.project]["id"]
+    assert _audited(kaapana, scenario, "srcohort-cohort-to-dataset") == [("count", MEMBER),
+                                                                         ("list", MEMBER)]
 
 
 def test_dataset_is_exported_into_the_project_bucket(
@@ -278,7 +291,13 @@ def test_dataset_is_exported_into_the_project_bucket(
         names = set(zf.namelist())
         assert "unified/COMPLETE" in names and "dicom/manifest/export.json" in names
         manifest = json.loads(zf.read("unified/manifest.json"))
+        card = json.loads(zf.read("unified/croissant.json"))
     assert manifest["settings"]["split"] == {"train": 0.6, "val": 0.2, "test": 0.2}
+    # Counted and exported on the record; the card cites the export's audit entry.
+    assert _audited(kaapana, scenario, "srcohort-export") == [("count", MEMBER),
+                                                              ("export", MEMBER)]
+    cited = card["srcohort:audit"]["srcohort:entries"][0]
+    assert cited["action"] == "export" and cited["seq"] == summary["audit"]["seq"]
     pods = [p for p in airflow.pods() if run["run_id"] in p["task"]
             and p["task"].endswith("srcohort-export")]
     assert [p["namespace"] for p in pods] == [scenario.namespace]

@@ -13,11 +13,12 @@ from pathlib import Path
 import pydicom
 import pytest
 
+from srcohort.convert.outputs import encode, seal
 from srcohort.convert.site import convert_site
 from srcohort.sources.mapping import load_mapping
 from tests.dicom_validators import require_tool
 
-OTHER_DAYS = ("2031-02-28 23:59:30", "2019-10-17 08:00:00")
+OTHER_DAYS = ("2031-02-28 23:59:30", "2027-06-15 08:00:00")   # any day after the data
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -89,3 +90,17 @@ def test_changed_content_gets_a_new_uid_and_supersedes_the_old(site: Path,
     again = convert_site(site, out, workers=1)          # inputs restored: the first objects
     assert _tree(out / "dicom") == before
     assert {e["path"] for e in again.to_dict()["superseded"]} == after.keys() - before.keys()
+
+
+def test_sealed_bytes_are_the_encoding_of_the_sealed_object(converted: Path) -> None:
+    """``seal`` rewrites the UID in the encoded bytes instead of encoding twice: the result is
+    exactly what encoding the sealed object gives, for every kind of object srcohort writes."""
+    kinds = set()
+    for path in sorted(converted.glob("*/dicom/**/*.dcm")):
+        ds = pydicom.dcmread(path)
+        if ds.Modality == "CT":
+            continue
+        kinds.add(ds.Modality)
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = f"{ds.SOPInstanceUID}.7"
+        assert seal(ds) == encode(ds), path
+    assert kinds == {"SR", "SEG", "ECG"}

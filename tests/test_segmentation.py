@@ -36,10 +36,12 @@ STUDY = CTStudy(
 
 
 def _seg(label_map: Path, table: LabelTable, headers: list[pydicom.Dataset]) -> pydicom.Dataset:
-    return build_segmentation(label_map, table, headers,
-                              series_instance_uid=derived_uid("test-seg", str(label_map), "series"),
-                              sop_instance_uid=derived_uid("test-seg", str(label_map), "instance"),
-                              institution="Test Hospital")
+    seg, dropped = build_segmentation(
+        label_map, table, headers, institution="Test Hospital",
+        series_instance_uid=derived_uid("test-seg", str(label_map), "series"),
+        sop_instance_uid=derived_uid("test-seg", str(label_map), "instance"))
+    assert dropped == 0
+    return seg
 
 
 def _saved(seg: pydicom.Dataset, folder: Path) -> pydicom.Dataset:

@@ -11,6 +11,9 @@ from srcohort.sources.mapping import MappingError, load_mapping
 from srcohort.sources.tables import read_table
 
 
+TODAY = dt.date(2026, 1, 1)     # a fixed conversion day: the tests hold on any calendar day
+
+
 def _site(tmp_path: Path, mapping: str, table: str, encoding: str = "utf-8") -> Path:
     (tmp_path / "tables").mkdir()
     (tmp_path / "mapping.yaml").write_text(mapping, "utf-8")
@@ -40,7 +43,7 @@ def test_registry_rows_become_canonical_records(tmp_path: Path) -> None:
     site = _site(tmp_path, MAPPING, "PatNr;Datum;Klappe;Gr;DM;Rauchen\n"
                                     " 17 ;03.02.2021;Evolut PRO+;26,5;ja;früher\n"
                                     "18;04.02.2021;Sapien 3;23;nein;\n", "latin-1")
-    records, errors = read_table(load_mapping(site).tables["registry"])
+    records, errors = read_table(load_mapping(site).tables["registry"], TODAY)
     assert errors == []
     assert records[0].values == {"patient_id": "17", "tavi_date": dt.date(2021, 2, 3),
                                  "prosthesis": "EVOLUT", "prosthesis_size": 26.5,
@@ -59,7 +62,7 @@ def test_bad_row_is_reported_with_line_and_reason_and_the_rest_survives(
         tmp_path: Path, row: str, reason: str) -> None:
     site = _site(tmp_path, MAPPING, "PatNr;Datum;Klappe;Gr;DM;Rauchen\n"
                                     f"{row}\n18;04.02.2021;Sapien 3;23;nein;nie\n", "latin-1")
-    records, errors = read_table(load_mapping(site).tables["registry"])
+    records, errors = read_table(load_mapping(site).tables["registry"], TODAY)
     assert [r.values["patient_id"] for r in records] == ["18"]
     assert len(errors) == 1 and errors[0].line == 2 and reason in errors[0].reason
     assert errors[0].file.name == "reg.csv"
@@ -67,15 +70,17 @@ def test_bad_row_is_reported_with_line_and_reason_and_the_rest_survives(
 
 def test_missing_header_column_fails_the_table_not_the_site(tmp_path: Path) -> None:
     site = _site(tmp_path, MAPPING, "PatNr;Datum\n1;03.02.2021\n", "latin-1")
-    records, errors = read_table(load_mapping(site).tables["registry"])
+    records, errors = read_table(load_mapping(site).tables["registry"], TODAY)
     assert records == [] and "header lacks mapped columns" in errors[0].reason
 
 
 @pytest.mark.parametrize("mapping, message", [
-    ("tables: {}", "'site' key"),
-    ("site: a\ntables: {labs: {file: x.csv, columns: {}}}", "unknown table 'labs'"),
-    ("site: a\ntables: {registry: {file: x.csv, columns: {pid: X}}}", "missing columns"),
-    ("site: [unclosed", "cannot read mapping"),
+    ("tables: {}", "site: expected a short id"),
+    ("site: a\ntables: {labs: {file: x.csv, columns: {}}}", "unknown key 'labs'"),
+    ("site: a\ntables: {registry: {file: x.csv, columns: {pid: X}}}", "unknown key 'pid'"),
+    ("site: a\ntables: {registry: {file: x.csv, columns: {tavi_date: X}}}",
+     "missing columns"),
+    ("site: [unclosed", "not valid YAML"),
 ])
 def test_invalid_mapping_names_the_problem(tmp_path: Path, mapping: str, message: str) -> None:
     (tmp_path / "mapping.yaml").write_text(mapping, "utf-8")

@@ -9,13 +9,20 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
-from srcohort.convert.patients import PatientInputs, build_patient
+from srcohort.convert.patients import PatientInputs, PatientResult
+from srcohort.convert.patients import build_patient as build
 from srcohort.index.content import sr_annotation
 from srcohort.sources.tables import TableRecord
-from srcohort.sr.profiles import load_profiles, nonconformities
+from srcohort.sr.profiles import default_profiles, nonconformities
+from srcohort.study.load import load_study
 from tests.dicom_validators import dciodvfy, dsrdump, pixelmed_sr, require_tool
 
 CSV = Path("tables/registry.csv")
+STUDY = load_study("tavi")
+
+
+def build_patient(inputs: PatientInputs) -> PatientResult:
+    return build(STUDY, inputs)
 
 
 def _ct_headers() -> list[pydicom.Dataset]:
@@ -26,16 +33,16 @@ def _ct_headers() -> list[pydicom.Dataset]:
 def _inputs(with_ct: bool) -> PatientInputs:
     pid = str(_ct_headers()[0].PatientID) if with_ct else "NO-IMAGES-1"
     inputs = PatientInputs("site-t", "Test Hospital", pid, _ct_headers() if with_ct else [])
-    inputs.registry = TableRecord(CSV, 2, {
+    inputs.tables["registry"] = [TableRecord(CSV, 2, {
         "patient_id": pid, "tavi_date": dt.date(2021, 3, 4), "prosthesis": "ACURATE",
-        "prosthesis_size": 25.0, "diabetes": "no", "smoking": "current", "lbbb": "yes"})
-    inputs.procedures = [
+        "prosthesis_size": 25.0, "diabetes": "no", "smoking": "current", "lbbb": "yes"})]
+    inputs.tables["procedures"] = [
         TableRecord(CSV, 2, {"patient_id": pid, "code": "5-35a.00", "date": dt.date(2021, 3, 4)}),
         TableRecord(CSV, 3, {"patient_id": pid, "code": "5-377.30", "date": dt.date(2021, 3, 9)})]
     if with_ct:
-        inputs.landmarks = [TableRecord(CSV, 2, {"patient_id": pid, "landmark": "LCC_HINGE",
-                                                 "x": 1.0, "y": 2.0, "z": 3.0})]
-        inputs.measurements = [
+        inputs.tables["landmarks"] = [TableRecord(CSV, 2, {
+            "patient_id": pid, "landmark": "LCC_HINGE", "x": 1.0, "y": 2.0, "z": 3.0})]
+        inputs.tables["measurements"] = [
             TableRecord(CSV, 2, {"patient_id": pid, "measurement": "ANNULUS_DIAMETER",
                                  "value": 2.41, "unit": "cm"}),
             TableRecord(CSV, 3, {"patient_id": pid, "measurement": "MS_LENGTH",
@@ -86,14 +93,14 @@ def test_conversion_is_deterministic() -> None:
 
 def test_landmarks_without_images_are_rejected_by_patient() -> None:
     inputs = _inputs(False)
-    inputs.landmarks = [TableRecord(CSV, 7, {"patient_id": "NO-IMAGES-1", "landmark": "RCA_OSTIUM",
-                                             "x": 0.0, "y": 0.0, "z": 0.0})]
+    inputs.tables["landmarks"] = [TableRecord(CSV, 7, {
+        "patient_id": "NO-IMAGES-1", "landmark": "RCA_OSTIUM", "x": 0.0, "y": 0.0, "z": 0.0})]
     result = build_patient(inputs)
     assert [(e.line, "matches no images" in e.reason) for e in result.errors] == [(7, True)]
 
 
 def test_every_sr_conforms_to_exactly_one_template_profile() -> None:
-    profiles = load_profiles()
+    profiles = default_profiles()
     assert {p.template for p in profiles} >= {"3802", "1500", "srcohort-tavi-outcome"}
     for with_ct in (True, False):
         for sr, _ in build_patient(_inputs(with_ct)).reports:
@@ -103,7 +110,7 @@ def test_every_sr_conforms_to_exactly_one_template_profile() -> None:
 
 def test_profile_check_finds_undeclared_and_missing_items() -> None:
     outcome = build_patient(_inputs(False)).reports[1][0]
-    (profile,) = [p for p in load_profiles() if p.matches(outcome)]
+    (profile,) = [p for p in default_profiles() if p.matches(outcome)]
     root = outcome.ContentSequence
     root[2].ConceptCodeSequence[0].CodeValue = "261665006"      # "Unknown": not allowed
     del root[4]                                                 # required source codes

@@ -1,4 +1,4 @@
-"""SR templates as data: fields declared in sr_templates/*.yaml, and a new template by YAML alone."""
+"""SR templates as data: fields declared in a study's templates, and a new template by YAML alone."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from pydicom.data import get_testdata_file
 from srcohort.index.content import sr_annotation
 from srcohort.index.indexer import index_directory
 from srcohort.index.opensearch import index_names
-from srcohort.sr.profiles import TEMPLATES_DIR, load_profiles
+from srcohort.sr.profiles import study_profiles
+from srcohort.study.load import load_study, study_folder
 
 NEW_TEMPLATE = """
 template: offis-diagnosis
@@ -44,9 +45,12 @@ def test_a_new_template_becomes_filterable_through_yaml_alone(tmp_path: Path) ->
     ds = pydicom.dcmread(get_testdata_file("test-SR.dcm"))
     before = sr_annotation(ds)
     assert "fields" not in before and before["numbers"]        # generic extraction still works
-    folder = Path(shutil.copytree(TEMPLATES_DIR, tmp_path / "sr_templates"))
-    (folder / "offis-diagnosis.yaml").write_text(NEW_TEMPLATE, "utf-8")
-    after = sr_annotation(ds, load_profiles(folder))
+    folder = Path(shutil.copytree(str(study_folder("tavi")), tmp_path / "study"))
+    (folder / "templates" / "offis-diagnosis.yaml").write_text(NEW_TEMPLATE, "utf-8")
+    study_file = folder / "study.yaml"
+    study_file.write_text(study_file.read_text("utf-8").replace(
+        "templates: [", "templates: [offis-diagnosis.yaml, "), "utf-8")
+    after = sr_annotation(ds, study_profiles(load_study(str(folder))))
     assert after["profile"] == "offis-diagnosis"
     assert after["fields"] == {"mass_diameter": 3.0}
     assert {k: v for k, v in after.items() if k not in ("fields", "profile")} == before

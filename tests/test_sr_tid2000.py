@@ -1,6 +1,6 @@
 """TID 2000 Basic Diagnostic Imaging Report: a template added as data only.
 
-sr_templates/tid2000-basic-diagnostic-imaging-report.yaml describes the template; nothing in
+srcohort/templates/tid2000-basic-diagnostic-imaging-report.yaml describes the template; nothing in
 srcohort knows TID 2000. These tests write TID 2000 reports with highdicom's generic content
 items, have three validators judge them (PixelMed's DicomSRValidator checks TID 2000 itself),
 and select a cohort on a coded finding and an impression text from the real index.
@@ -28,7 +28,7 @@ from srcohort.cohort.run import count_patients, list_patients
 from srcohort.index.content import sr_annotation
 from srcohort.index.indexer import index_directory
 from srcohort.index.opensearch import index_names
-from srcohort.sr.profiles import TEMPLATES_DIR, load_profiles, nonconformities, profile_for
+from srcohort.sr.profiles import default_profiles, nonconformities, profile_for
 from tests.dicom_validators import (PIXELMED_CMD, dciodvfy, dsrdump, pixelmed_sr,
                                     require_tool)
 
@@ -170,14 +170,14 @@ def _write_patients(folder: Path) -> dict[str, Path]:
 
 
 def _profile():
-    return next(p for p in load_profiles() if p.template == PROFILE)
+    return next(p for p in default_profiles() if p.template == PROFILE)
 
 
 def test_report_is_recognised_conforms_and_names_its_fields() -> None:
     sr = _report(_ct("P1", "A^B"), AAA, 52.0, "Infrarenal aortic aneurysm.", "AAA.")
     assert sr.ContentTemplateSequence[0].TemplateIdentifier == "2000"
     assert sr.ContentTemplateSequence[0].MappingResource == "DCMR"
-    assert profile_for(sr, load_profiles()) == _profile()
+    assert profile_for(sr, default_profiles()) == _profile()
     assert nonconformities(sr, _profile()) == []
     annotation = sr_annotation(sr)
     assert annotation["profile"] == PROFILE
@@ -200,7 +200,7 @@ def test_profile_claims_no_other_sr(converted: Path) -> None:
     for path in sorted(converted.glob("*/dicom/*/*/*.dcm")):
         ds = pydicom.dcmread(path)
         if ds.Modality == "SR":
-            profile = profile_for(ds, load_profiles())
+            profile = profile_for(ds, default_profiles())
             claimed.setdefault(profile.template if profile else "", set()).add(
                 str(ds.ContentTemplateSequence[0].TemplateIdentifier)
                 if ds.get("ContentTemplateSequence") else "")
@@ -208,8 +208,7 @@ def test_profile_claims_no_other_sr(converted: Path) -> None:
     assert {"1500", "3802", "srcohort-tavi-outcome"} <= claimed.keys()
     for name in ("reportsi.dcm", "test-SR.dcm"):
         foreign = pydicom.dcmread(get_testdata_file(name))
-        assert profile_for(foreign, load_profiles()) is None, name
-    assert (TEMPLATES_DIR / "tid2000-basic-diagnostic-imaging-report.yaml").is_file()
+        assert profile_for(foreign, default_profiles()) is None, name
 
 
 @pytest.mark.validators

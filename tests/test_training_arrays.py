@@ -694,6 +694,6 @@ def test_missing_required_leads_name_file_and_leads(tmp_path: Path, dropped: tup
 
 def test_a_file_without_waveform_is_an_error(data: Converted) -> None:
     ct_file = next(iter(data.ct.values()))[0]
-    with pytest.raises(EcgArrayError, match="no waveform") as error:
+    with pytest.raises(EcgArrayError, match="is not an ECG waveform") as error:
         ecg_array(ct_file)
     assert error.value.path == ct_file

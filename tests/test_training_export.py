@@ -25,7 +25,8 @@ from srcohort.export.phi_scan import phi_values, scan_export
 from srcohort.export.reader import IncompleteExport, TrainingDataset
 from srcohort.export.selection import series_files
 from srcohort.export.split import SplitFractions
-from srcohort.export.state import COMPLETE, ExportConflict, file_sha256
+from srcohort.export.state import COMPLETE, ExportConflict
+from srcohort.files import file_sha256
 from srcohort.export.training import TrainingSettings, export_training
 from srcohort.index.indexer import index_directory
 from srcohort.index.opensearch import index_names

@@ -10,19 +10,26 @@ nobody would look like a finding.
 from __future__ import annotations
 
 import datetime as dt
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import yaml
 
+from srcohort import units
 from srcohort.cohort.model import (AnnotationCondition, AttributeCondition, BoolExpr,
-                                   CodeCondition, Cohort, DateCondition, Expr, NumberCondition,
-                                   Scalar, SegmentCondition, SeriesCondition, TextCondition,
-                                   Window)
+                                   CodeCondition, Cohort, DateCondition, Expr, FieldCondition,
+                                   NumberCondition, Scalar, SegmentCondition, SeriesCondition,
+                                   TextCondition, Window)
 from srcohort.index.mapping import SUMMARY_ATTRIBUTES, field_suffix
 from srcohort.sr.profiles import default_profiles
+from srcohort.study.model import Node
 
 T = TypeVar("T")
+# Bounds that keep a definition a cohort, not a denial of service: nesting far beyond what a
+# person writes, and more values in one list than OpenSearch's terms query takes (65536).
+MAX_DEPTH = 32
+MAX_VALUES = 10_000
 ATTRIBUTE_KINDS = {"integer": "integer", "float": "number", "date": "date"}   # else keyword
 
 
@@ -40,6 +47,9 @@ def load_cohort(source: Path | str | dict) -> Cohort:
             raw = yaml.safe_load(text)
         except (yaml.YAMLError, ValueError) as exc:   # ValueError: e.g. a date 2020-13-01
             raise CohortError(f"cohort definition is not valid YAML: {exc}") from exc
+        except RecursionError:
+            raise CohortError(f"cohort definition is nested too deeply (more than "
+                              f"{MAX_DEPTH} levels are refused)") from None
     _expect_keys(raw, "cohort", required={"name", "patients"}, optional={"description"})
     return Cohort(name=str(raw["name"]), description=str(raw.get("description", "")),
                   patients=_expr(raw["patients"], "patients"), source=raw)
@@ -50,16 +60,20 @@ def known_events() -> tuple[str, ...]:
     return tuple(sorted({name for profile in default_profiles() for name in profile.anchors}))
 
 
-def _expr(raw: Any, path: str) -> Expr:
+def _expr(raw: Any, path: str, depth: int = 1) -> Expr:
+    if depth > MAX_DEPTH:
+        raise CohortError(f"{path}: nested more than {MAX_DEPTH} levels deep")
     if not isinstance(raw, dict) or len(raw) != 1:
         raise CohortError(f"{path}: expected exactly one of all/any/not/series/annotation")
     (key, value), = raw.items()
     if key in ("all", "any"):
         if not isinstance(value, list) or not value:
             raise CohortError(f"{path}.{key}: expected a non-empty list")
-        return BoolExpr(key, tuple(_expr(v, f"{path}.{key}[{i}]") for i, v in enumerate(value)))
+        _bounded(value, f"{path}.{key}")
+        return BoolExpr(key, tuple(_expr(v, f"{path}.{key}[{i}]", depth + 1)
+                                   for i, v in enumerate(value)))
     if key == "not":
-        return BoolExpr("not", (_expr(value, f"{path}.not"),))
+        return BoolExpr("not", (_expr(value, f"{path}.not", depth + 1),))
     if key == "series":
         return _series(value, f"{path}.series")
     if key == "annotation":
@@ -93,7 +107,7 @@ def _attribute(name: Any, raw: Any, path: str) -> AttributeCondition:
         low, high = (_scalar(raw.get(k), kind, f"{path}.{k}") for k in ("min", "max"))
         _ordered(low, high, path)
         return AttributeCondition(name, kind, min=low, max=high)
-    values = raw if isinstance(raw, list) else [raw]
+    values = _bounded(raw, path) if isinstance(raw, list) else [raw]
     if not values:
         raise CohortError(f"{path}: expected a value, a list of values or {{min, max}}")
     return AttributeCondition(name, kind, tuple(_scalar(v, kind, f"{path}[{i}]")
@@ -102,7 +116,11 @@ def _attribute(name: Any, raw: Any, path: str) -> AttributeCondition:
 
 def _annotation(raw: Any, path: str) -> AnnotationCondition:
     _expect_keys(raw, path, optional={"kind", "template", "title", "codes", "numbers", "texts",
-                                      "dates", "segments", "within", "at_least"})
+                                      "dates", "segments", "fields", "within", "at_least"})
+    template = None if raw.get("template") is None else str(raw["template"])
+    fields = raw.get("fields") or {}
+    if not isinstance(fields, dict):
+        raise CohortError(f"{path}.fields: expected a mapping of field name to condition")
     return AnnotationCondition(
         kinds=_strings(raw.get("kind"), f"{path}.kind"),
         template=None if raw.get("template") is None else str(raw["template"]),
@@ -112,8 +130,68 @@ def _annotation(raw: Any, path: str) -> AnnotationCondition:
         texts=tuple(_items(raw, "texts", path, _text_condition)),
         dates=tuple(_items(raw, "dates", path, _date_condition)),
         segments=tuple(_items(raw, "segments", path, _segment_condition)),
+        fields=tuple(_field_condition(str(name), value, f"{path}.fields.{name}", template)
+                     for name, value in fields.items()),
         within=_window(raw.get("within"), f"{path}.within"),
         at_least=_at_least(raw.get("at_least", 1), f"{path}.at_least"))
+
+
+def declared_fields(template: str | None = None) -> dict[str, list[Node]]:
+    """Field name -> the nodes the active study's templates (and the standard ones) declare
+    under it; only ``template``'s when given."""
+    found: dict[str, list[Node]] = {}
+    for profile in default_profiles():
+        if template is None or profile.template == template:
+            for node in profile.fields.values():
+                found.setdefault(str(node.field), []).append(node)
+    return found
+
+
+def _field_condition(name: str, raw: Any, path: str, template: str | None) -> FieldCondition:
+    """``fields: {diabetes: "yes", size: {min: 26, unit: mm}}``: values by their
+    canonical names (or codes), numbers with bounds in any unit of the field's dimension."""
+    nodes = declared_fields(template).get(name)
+    if not nodes:
+        known = sorted(declared_fields(template))
+        raise CohortError(f"{path}: no template{f' {template}' if template else ''} declares a "
+                          f"field {name!r} (declared: {', '.join(known)})")
+    kinds = {node.value_type for node in nodes}
+    if len(kinds) > 1:
+        raise CohortError(f"{path}: field {name!r} is declared as {' and '.join(sorted(kinds))} "
+                          f"by different templates; name the template")
+    (kind,) = kinds
+    if kind == "CODE":
+        terms = {term: code for node in nodes for term, code, _ in node.terms}
+        allowed = {code for node in nodes for code in node.values}
+        values = _strings(raw, path)
+        unknown = [v for v in values if v not in terms and v not in allowed]
+        if unknown or not values:
+            raise CohortError(f"{path}: {', '.join(map(repr, unknown)) or 'no value'} is not a "
+                              f"value of field {name!r} (values: "
+                              f"{', '.join(sorted(terms) or sorted(allowed))})")
+        return FieldCondition(name, tuple(terms.get(v, v) for v in values))
+    if not isinstance(raw, dict):
+        raise CohortError(f"{path}: a {kind} field takes {{min, max}}, got {raw!r}")
+    if kind == "NUM":
+        _expect_some(raw, path, {"min", "max", "unit"})
+        units_ = {node.unit for node in nodes}
+        low, high = (_number(raw.get(k), f"{path}.{k}") for k in ("min", "max"))
+        if raw.get("unit") is not None:
+            (declared,) = units_ if len(units_) == 1 else (None,)
+            factor = units.factor(str(raw["unit"]), str(declared)) if declared else None
+            if factor is None:
+                raise CohortError(f"{path}.unit: {raw['unit']!r} cannot be converted to the "
+                                  f"field's unit {' or '.join(sorted(map(str, units_)))}")
+            low, high = (None if b is None else float(Fraction(repr(b)) * factor)
+                         for b in (low, high))
+        _ordered(low, high, path)
+        return FieldCondition(name, min=low, max=high)
+    if kind == "DATE":
+        _expect_some(raw, path, {"min", "max"})
+        low, high = (_scalar(raw.get(k), "date", f"{path}.{k}") for k in ("min", "max"))
+        _ordered(low, high, path)
+        return FieldCondition(name, min=low, max=high)
+    raise CohortError(f"{path}: {kind} fields are not filtered by value here (use texts)")
 
 
 def _items(raw: dict, key: str, path: str, parse: Callable[[Any, str], T]) -> list[T]:
@@ -217,13 +295,20 @@ def _list(raw: Any, path: str) -> list:
         return []
     if not isinstance(raw, list):
         raise CohortError(f"{path}: expected a list")
-    return raw
+    return _bounded(raw, path)
+
+
+def _bounded(values: list, path: str) -> list:
+    if len(values) > MAX_VALUES:
+        raise CohortError(f"{path}: {len(values)} entries; at most {MAX_VALUES} are allowed "
+                          f"in one list")
+    return values
 
 
 def _strings(raw: Any, path: str) -> tuple[str, ...]:
     if raw is None:
         return ()
-    values = raw if isinstance(raw, list) else [raw]
+    values = _bounded(raw, path) if isinstance(raw, list) else [raw]
     if not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in values):
         raise CohortError(f"{path}: expected a string or a list of strings")
     return tuple(str(v) for v in values)

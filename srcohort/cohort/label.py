@@ -1,7 +1,7 @@
-"""The training label of a cohort patient: pacemaker implantation after the TAVI.
+"""The training label of a cohort patient, as the study declares it (``label`` in study.yaml):
+a coded field of one template, read as yes, no or unknown.
 
-Declared here once (which template profile and field carry it, which codes mean yes and no) so
-the federated counts and the training export read the same label the same way.
+Declared once so the federated counts and the training export read the same label the same way.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from srcohort.codes import NO, YES
+from srcohort.study.model import Study
 
 LABELS = ("yes", "no", "unknown")
 
@@ -18,13 +18,23 @@ LABELS = ("yes", "no", "unknown")
 class LabelSpec:
     """A coded field of one SR template profile, read as a binary label."""
 
-    profile: str = "srcohort-tavi-outcome"
-    field: str = "pacemaker"
-    positive: str = f"{YES.scheme_designator}:{YES.value}"
-    negative: str = f"{NO.scheme_designator}:{NO.value}"
+    profile: str
+    field: str
+    positive: str
+    negative: str
+    name: str = ""
+
+    @classmethod
+    def of_study(cls, study: Study) -> LabelSpec:
+        """The study's label; a study without one has no training label to export."""
+        if study.label is None:
+            raise ValueError(f"study {study.name!r} declares no label")
+        label = study.label
+        return cls(label.template, label.field, label.positive, label.negative,
+                   label.name or label.field)
 
     def of(self, patient: dict[str, Any]) -> str:
-        """``yes``, ``no`` or ``unknown`` (no outcome SR, another answer, or SRs that disagree:
+        """``yes``, ``no`` or ``unknown`` (no labelled SR, another answer, or SRs that disagree:
         a contradictory record is not a label to train on)."""
         answers: set[str] = set()
         for annotation in patient.get("annotations", []):
@@ -38,6 +48,3 @@ class LabelSpec:
 
     def as_int(self, label: str) -> int | None:
         return {"yes": 1, "no": 0}.get(label)
-
-
-PACEMAKER = LabelSpec()

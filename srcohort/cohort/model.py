@@ -1,7 +1,7 @@
 """The validated expression tree of a cohort definition.
 
 Two consumers read it: the compiler (``query.py``, OpenSearch) and the brute-force evaluator
-(``bruteforce.py``, plain Python over the source files). Keeping the tree free of either is
+(``tests/bruteforce.py``, plain Python over the source files). Keeping the tree free of either is
 what lets one check the other. docs/cohorts.md is the reference for the meaning of each field.
 """
 
@@ -63,6 +63,17 @@ class DateCondition:
 
 
 @dataclass(frozen=True)
+class FieldCondition:
+    """A field a template declares (``field`` in its declaration), by name: one of ``values``
+    (codes), or within ``min``..``max`` (numbers in the field's declared unit, ISO dates)."""
+
+    name: str
+    values: tuple[str, ...] = ()
+    min: float | str | None = None
+    max: float | str | None = None
+
+
+@dataclass(frozen=True)
 class SegmentCondition:
     number: int | None = None
     label: str | None = None
@@ -89,6 +100,7 @@ class AnnotationCondition:
     texts: tuple[TextCondition, ...] = ()
     dates: tuple[DateCondition, ...] = ()
     segments: tuple[SegmentCondition, ...] = ()
+    fields: tuple[FieldCondition, ...] = ()
     within: Window | None = None
     at_least: int = 1
 

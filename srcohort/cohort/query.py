@@ -19,9 +19,10 @@ from __future__ import annotations
 from typing import Any
 
 from srcohort.cohort.model import (AnnotationCondition, AttributeCondition, BoolExpr,
-                                   CodeCondition, DateCondition, Expr, NumberCondition,
-                                   SegmentCondition, SeriesCondition, TextCondition, Window)
-from srcohort.cohort.units import equivalent_ranges
+                                   CodeCondition, DateCondition, Expr, FieldCondition,
+                                   NumberCondition, SegmentCondition, SeriesCondition,
+                                   TextCondition, Window)
+from srcohort.units import equivalent_ranges
 
 Query = dict[str, Any]
 
@@ -67,6 +68,7 @@ class _Compiler:
         filters += [self.text(f"{path}.texts", t) for t in cond.texts]
         filters += [self.date(f"{path}.dates", d) for d in cond.dates]
         filters += [self.segment(f"{path}.segments", s) for s in cond.segments]
+        filters += [_field(f"{path}.fields.{f.name}", f) for f in cond.fields]
         filters.append(_window(path, cond.within))
         return self.objects(path, filters, cond.at_least)
 
@@ -107,6 +109,14 @@ class _Compiler:
             "query": {"nested": {"path": path, "score_mode": "sum",
                                  "query": {"constant_score": {"filter": inner, "boost": 1.0}}}},
             "min_score": at_least}}
+
+
+def _field(field: str, cond: FieldCondition) -> Query | None:
+    """A declared field: one of the codes, or a range (the values are stored in the field's
+    declared unit, so bounds were converted when the definition was read)."""
+    if cond.values:
+        return _terms(field, cond.values)
+    return _range(field, cond.min, cond.max) or {"exists": {"field": field}}
 
 
 def _attribute(field: str, cond: AttributeCondition) -> Query | None:

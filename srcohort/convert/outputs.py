@@ -42,18 +42,64 @@ def seal(ds: Dataset) -> bytes:
     """Give ``ds`` the instance UID its identity and content name; return its file bytes.
 
     Call once per built object: its provisional UID is the identity the final one derives from.
+    Encoding dominates the cost of writing an SR, so the object is encoded once: the UID
+    elements of the encoded file (File Meta's Media Storage SOP Instance UID and the data
+    set's SOP Instance UID) are rewritten in place, and the meta group length with them.
     """
-    digest = hashlib.sha256(encode(ds)).hexdigest()
-    uid = UID(derived_uid(str(ds.SOPInstanceUID), digest))
+    data = encode(ds)
+    uid = UID(derived_uid(str(ds.SOPInstanceUID), hashlib.sha256(data).hexdigest()))
+    sealed = _with_instance_uid(data, ds, uid)
     ds.SOPInstanceUID = uid
     ds.file_meta.MediaStorageSOPInstanceUID = uid
-    return encode(ds)
+    return sealed
 
 
-def store(root: Path, ds: Dataset, data: bytes | None = None) -> str:
+def _with_instance_uid(data: bytes, ds: Dataset, uid: str) -> bytes:
+    """``data`` (the encoding of ``ds``) with ``uid`` as SOP Instance UID in meta and body."""
+    old, new = _ui_value(str(ds.SOPInstanceUID)), _ui_value(uid)
+    meta_start = 132                                   # preamble and b"DICM"
+    group_length = int.from_bytes(data[meta_start + 8:meta_start + 12], "little")
+    meta_end = meta_start + 12 + group_length
+    meta = data[meta_start + 12:meta_end]              # explicit VR little endian, always
+    meta = _replace_once(meta, b"\x02\x00\x03\x00UI" + _u16(old) + old,
+                         b"\x02\x00\x03\x00UI" + _u16(new) + new)
+    syntax = UID(str(ds.file_meta.TransferSyntaxUID))
+    if syntax.is_implicit_VR:
+        body_old = b"\x08\x00\x18\x00" + len(old).to_bytes(4, "little") + old
+        body_new = b"\x08\x00\x18\x00" + len(new).to_bytes(4, "little") + new
+    else:
+        body_old = b"\x08\x00\x18\x00UI" + _u16(old) + old
+        body_new = b"\x08\x00\x18\x00UI" + _u16(new) + new
+    if not syntax.is_little_endian or syntax.is_deflated:
+        raise ValueError(f"cannot seal an object in transfer syntax {syntax.name}")
+    body = _replace_once(data[meta_end:], body_old, body_new)
+    return (data[:meta_start + 8] + len(meta).to_bytes(4, "little") + meta + body)
+
+
+def _ui_value(uid: str) -> bytes:
+    raw = uid.encode("ascii")
+    return raw + b"\x00" * (len(raw) % 2)
+
+
+def _u16(value: bytes) -> bytes:
+    return len(value).to_bytes(2, "little")
+
+
+def _replace_once(data: bytes, old: bytes, new: bytes) -> bytes:
+    """``data`` with the first ``old`` replaced; the SOP Instance UID element is the first
+    element with that tag and value, since elements are written in tag order."""
+    at = data.find(old)
+    if at < 0:
+        raise ValueError("the encoded object does not hold its SOP Instance UID element")
+    return data[:at] + new + data[at + len(old):]
+
+
+def store(root: Path | None, ds: Dataset, data: bytes | None = None) -> str:
     """Seal ``ds`` (unless ``data`` holds its sealed bytes), write it at its UID path below
-    ``root`` and return that path relative to ``root``."""
+    ``root`` and return that path relative to ``root``; ``root`` None writes nothing."""
     data = seal(ds) if data is None else data
+    if root is None:
+        return str(dicom_path(Path(), ds))
     target = dicom_path(root, ds)
     if not (target.exists() and target.stat().st_size == len(data)
             and target.read_bytes() == data):

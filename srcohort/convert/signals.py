@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Callable
 
-from pydicom.dataset import Dataset
 
 from srcohort.convert.outputs import seal
 from srcohort.convert.patients import PatientInputs
@@ -18,6 +17,8 @@ from srcohort.logs import get_logger
 from srcohort.sources.ecg.model import EcgFormatError
 from srcohort.sources.ecg.read import read_ecg
 from srcohort.sources.labelmaps import LabelMapError, LabelTable, read_label_table
+from srcohort.sources import identifiers
+from srcohort.sources.confine import inside, refusal, site_files
 from srcohort.sources.mapping import SiteMapping
 from srcohort.sources.tables import RowError, TableRecord
 from srcohort.seg.sop import build_segmentation
@@ -35,11 +36,15 @@ def convert_ecgs(mapping: SiteMapping, patients: dict[str, PatientInputs], write
     """Every file of the site's ECG folder -> waveform + report, joined to its patient."""
     if mapping.ecg is None or not mapping.ecg.is_dir():
         return
-    for path in sorted(p for p in mapping.ecg.rglob("*") if p.is_file()):
+    for path, reason in site_files(mapping.ecg, mapping.root):
+        if reason:
+            quarantine.add(RowError(path, None, reason))
+            continue
         rel = str(path.relative_to(mapping.root))
         try:
             recording = read_ecg(path)
-            pid = recording.patient_id = recording.patient_id.strip()
+            pid = recording.patient_id = identifiers.patient_id(recording.patient_id,
+                                                                "the ECG's patient id")
             if pid not in patients:
                 quarantine.add(RowError(path, None, f"{path}: {UNKNOWN_PATIENT} ({pid!r})"))
                 continue
@@ -74,13 +79,18 @@ def convert_segmentations(mapping: SiteMapping, patients: dict[str, PatientInput
         pid, rel = row.values["patient_id"], str(row.values["file"])
         ct = patients[pid].ct_headers
         try:
+            label_map = inside(mapping.root, rel, "label map")
+            if reason := refusal(label_map, mapping.root):
+                raise LabelMapError(f"{rel}: {reason}")
             if not ct:
                 raise LabelMapError(f"{rel}: patient {pid!r} has no CT to put the SEG on")
-            seg = build_segmentation(
-                mapping.root / rel, table, ct, institution=mapping.institution,
+            seg, dropped = build_segmentation(
+                label_map, table, ct, institution=mapping.institution,
                 series_instance_uid=derived_uid(mapping.site, rel, "seg-series"),
                 sop_instance_uid=derived_uid(mapping.site, rel, "seg-instance"))
         except (LabelMapError, OSError, ValueError) as exc:
             quarantine.add(RowError(row.file, row.line, str(exc), pid))
             continue
-        report.converted(mapping.root / rel, mapping.root, outputs=[write(seg)])
+        note = (f"{dropped} labelled slice(s) lie on CT slices that were set aside and are not "
+                f"in the SEG" if dropped else "")
+        report.converted(label_map, mapping.root, outputs=[write(seg)], note=note)

@@ -27,11 +27,12 @@ from typing import Any
 import numpy as np
 import yaml
 
-from srcohort import codes
+from srcohort import units
 from srcohort.demo.ct import CTStudy, Geometry, ct_series
 from srcohort.demo.profiles import SiteProfile, Table, site_profiles
 from srcohort.demo.signals import write_signals
 from srcohort.logs import get_logger, progress
+from srcohort.study.load import load_study
 
 log = get_logger(__name__)
 
@@ -39,8 +40,12 @@ EXAMPLE_COHORT_DEFINITION = ("CT present AND pacemaker outcome known (yes or no)
                              "family self-expanding (registry row not quarantined)")
 MULTIMODAL_COHORT_DEFINITION = ("CT with a SEG containing calcification AND an ECG showing LBBB "
                                 "within 90 days before the TAVI AND pacemaker outcome known")
-FAMILY = {model: "self-expanding" if family == codes.SELF_EXPANDING else "balloon-expandable"
-          for model, (_, family) in codes.PROSTHESES.items()}
+STUDY = load_study("tavi")
+VOCABULARIES = STUDY.vocabularies
+FAMILY = {model: term.attributes["family"].lower().replace("_", "-")
+          for model, term in VOCABULARIES["valve_model"].terms.items()}
+LANDMARKS = tuple(VOCABULARIES["landmark"].terms)
+MEASUREMENTS = VOCABULARIES["measurement"].terms
 VALVE_MIX = {"SAPIEN3": 0.35, "MYVAL": 0.12, "EVOLUT": 0.30, "ACURATE": 0.13, "PORTICO": 0.10}
 VALVE_SIZES = {"SAPIEN3": (20, 23, 26, 29), "MYVAL": (20, 23, 26, 29, 32),
                "EVOLUT": (23, 26, 29, 34), "ACURATE": (23, 25, 27), "PORTICO": (23, 25, 27, 29)}
@@ -142,11 +147,14 @@ def generate_consortium(out: Path, sites: int = 8, patients_per_site: int = 20,
     total = sum(per_site.values())
     multimodal = {site: sum(map(in_multimodal_cohort, data["patients"].values()))
                   for site, data in truth_sites.items()}
-    truth = {"seed": seed, "sites_count": sites, "patients_per_site": patients_per_site,
-             "example_cohort": {"definition": EXAMPLE_COHORT_DEFINITION, "per_site": per_site,
-                                "total": total},
-             "multimodal_cohort": {"definition": MULTIMODAL_COHORT_DEFINITION,
-                                   "per_site": multimodal, "total": sum(multimodal.values())},
+    example = {"definition": EXAMPLE_COHORT_DEFINITION, "per_site": per_site, "total": total}
+    multimodal_truth = {"definition": MULTIMODAL_COHORT_DEFINITION, "per_site": multimodal,
+                        "total": sum(multimodal.values())}
+    truth = {"study": STUDY.name, "seed": seed, "sites_count": sites,
+             "patients_per_site": patients_per_site, "example_cohort": example,
+             "multimodal_cohort": multimodal_truth,
+             "cohorts": {"tavi-self-expanding": example,
+                         "tavi-lbbb-ecg-calcification": multimodal_truth},
              "sites": truth_sites}
     path = out / "ground_truth.json"
     path.write_text(json.dumps(truth, indent=1, ensure_ascii=False) + "\n", "utf-8")
@@ -318,7 +326,7 @@ def _draw_landmarks(rng: np.random.Generator, geometry: Geometry, center: tuple[
         height = float(rng.uniform(9, min(13, z_high - plane_z - 1)))
         points[name] = _point(center[0] + 1.2 * radius * math.cos(angle),
                               center[1] + 1.2 * radius * math.sin(angle), plane_z + height)
-    return {name: points[name] for name in codes.LANDMARKS}
+    return {name: points[name] for name in LANDMARKS}
 
 
 def _point(x: float, y: float, z: float) -> tuple[float, float, float]:
@@ -343,7 +351,7 @@ class SiteWriter:
         with_ct = [p for p in self.patients if p.ct is not None]
         self.targets = {kind: with_ct[int(self.rng.integers(len(with_ct)))]
                         for kind in self.profile.faults}
-        self.lost_measurement = str(self.rng.choice(list(codes.MEASUREMENTS)))
+        self.lost_measurement = str(self.rng.choice(list(MEASUREMENTS)))
 
     def write(self) -> dict[str, Any]:
         self.root.mkdir(parents=True)
@@ -469,7 +477,7 @@ class SiteWriter:
             if patient.ct is None:
                 continue
             for name, value in patient.measurements.items():
-                canonical_unit = codes.MEASUREMENTS[name][1]
+                canonical_unit = str(MEASUREMENTS[name].attributes["unit"])
                 unit = self.profile.units.get(canonical_unit, canonical_unit)
                 text = self._number(_in_unit(value, canonical_unit, unit))
                 if patient is target and name == self.lost_measurement:
@@ -577,7 +585,7 @@ class SiteWriter:
             "segmentations": self.signals.segmentations.get(patient.patient_id, []),
             "landmarks": ({name: list(point) for name, point in patient.landmarks.items()}
                           if self.profile.landmarks is not None else {}),
-            "measurements": ({name: [value, codes.MEASUREMENTS[name][1]]
+            "measurements": ({name: [value, MEASUREMENTS[name].attributes["unit"]]
                               for name, value in patient.measurements.items()
                               if not (lost and name == self.lost_measurement)}
                              if self.profile.measurements is not None and has_ct else {}),
@@ -592,5 +600,7 @@ def _impossible_date(date_format: str, day: dt.date) -> str:
 
 def _in_unit(value: float, canonical_unit: str, site_unit: str) -> str:
     """``value`` (canonical unit) written in the site's unit, exactly, without float noise."""
-    factor = Decimal(repr(codes.UNIT_FACTORS[canonical_unit][site_unit]))
-    return format((Decimal(repr(value)) / factor).normalize(), "f")
+    factor = units.factor(site_unit, canonical_unit)
+    assert factor is not None, (site_unit, canonical_unit)
+    exact = Decimal(repr(value)) * factor.denominator / factor.numerator
+    return format(exact.normalize(), "f")

@@ -71,6 +71,8 @@ class CTStudy:
     geometry: Geometry
     lumen_center: tuple[float, float]
     lumen_radius: float
+    study_description: str = "CT TAVI planning"
+    body_part: str = "HEART"
 
     @property
     def study_uid(self) -> str:
@@ -136,7 +138,7 @@ def _study(ds: Dataset, study: CTStudy, _k: int) -> None:
     ds.ReferringPhysicianName = study.referring_physician
     ds.StudyID = study.accession_number[-8:]
     ds.AccessionNumber = study.accession_number
-    ds.StudyDescription = "CT TAVI planning"
+    ds.StudyDescription = study.study_description
 
 
 def _series(ds: Dataset, study: CTStudy, _k: int) -> None:
@@ -146,7 +148,7 @@ def _series(ds: Dataset, study: CTStudy, _k: int) -> None:
     ds.SeriesDate = _da(study.study_date)
     ds.SeriesTime = study.study_time
     ds.SeriesDescription = study.series_description
-    ds.BodyPartExamined = "HEART"
+    ds.BodyPartExamined = study.body_part
     ds.PatientPosition = "HFS"
 
 

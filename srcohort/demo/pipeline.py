@@ -1,32 +1,38 @@
 """``srcohort demo``: the whole data flow on a synthetic consortium and a local OpenSearch.
 
-consortium -> per-site conversion -> per-site indexing (each site its own indices, as separate
+The active study's consortium (TAVI's own generator, or any study's from its declarations) ->
+per-site conversion -> per-site indexing (each site its own indices, as separate
 deployments would have) -> example cohort counts per site (compared with the ground truth the
 generator wrote, which nothing else reads) -> federated counts (k-suppressed aggregates only,
-with plots) -> each site's unified training export.
+with plots) -> each site's unified training export. Every index run, count, release and export
+is entered in the site's audit log (``srcohort audit --prefix srcohort-demo-<site>-``) and every
+release in its release ledger.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
 
+from opensearchpy import OpenSearch
+
+from srcohort.audit.actor import Actor
+from srcohort.audit.audited import count_patients, index_directory
+from srcohort.audit.log import audit_log, line
 from srcohort.cohort.library import resolve_cohort
-from srcohort.cohort.run import count_patients
 from srcohort.convert.site import convert_site
 from srcohort.demo.consortium import generate_consortium
+from srcohort.demo.generic import generate_study_consortium
 from srcohort.export.run import export_formats
 from srcohort.federated import run_federated_count
 from srcohort.index.connection import connect
-from srcohort.index.indexer import index_directory
 from srcohort.logs import get_logger
 from srcohort.server import default_server
+from srcohort.study.load import load_study
 
 log = get_logger(__name__)
-# Saved cohort -> its counts in the ground truth the generator writes.
-EXAMPLE_COHORTS = {"tavi-self-expanding": "example_cohort",
-                   "tavi-lbbb-ecg-calcification": "multimodal_cohort"}
 # Each site's indices: srcohort-demo-<site>-series / -patients (never Kaapana's).
 DEMO_PREFIX_TEMPLATE = "srcohort-demo-{site}-"
 DEMO_SECRET = b"demo-only-secret: a real site keeps its own in a secret store"
@@ -35,15 +41,20 @@ DEMO_K = 5
 
 def run_demo(out: Path, *, sites: int, patients_per_site: int, seed: int,
              keep_server: bool = False) -> int:
-    """Run every stage; return 0 when every site's count equals the ground truth."""
+    """Run every stage for the active study (``srcohort.study``); return 0 when every site's
+    count of every saved cohort of the study equals the ground truth."""
+    study = load_study()
     timings: dict[str, float] = {}
+    actor = Actor.current()
     server = default_server()
     with _timed(timings, "opensearch start"):
         client = connect(server.start())
     try:
         with _timed(timings, "demo data"):
-            truth_path = generate_consortium(out / "consortium", sites=sites,
-                                             patients_per_site=patients_per_site, seed=seed)
+            generate = generate_consortium if study.name == "tavi" else functools.partial(
+                generate_study_consortium, study=study)
+            truth_path = generate(out / "consortium", sites=sites,
+                                  patients_per_site=patients_per_site, seed=seed)
         client.indices.delete(index=DEMO_PREFIX_TEMPLATE.format(site="*") + "*",
                               ignore_unavailable=True)
         site_dirs = sorted(p for p in (out / "consortium").iterdir() if (p / "mapping.yaml").exists())
@@ -54,37 +65,49 @@ def run_demo(out: Path, *, sites: int, patients_per_site: int, seed: int,
             prefixes[report.site] = DEMO_PREFIX_TEMPLATE.format(site=report.site)
             with _timed(timings, "index"):
                 index_directory(client, out / "converted" / site_dir.name / "dicom",
-                                site=report.site, prefix=prefixes[report.site])
+                                site=report.site, prefix=prefixes[report.site], actor=actor)
         truth = json.loads(truth_path.read_text("utf-8"))
         ok = True
-        for name, truth_key in EXAMPLE_COHORTS.items():
+        for name in study.cohorts:
             cohort = resolve_cohort(name)
             with _timed(timings, "cohort count"):
-                counts = {site: count_patients(client, cohort, prefix=prefix)["total"]
+                counts = {site: count_patients(client, cohort, prefix=prefix,
+                                               actor=actor)["total"]
                           for site, prefix in prefixes.items()}
-            ok &= _print_counts(cohort.description, counts, truth[truth_key])
+            ok &= _print_counts(cohort.description, counts, truth["cohorts"][name])
             with _timed(timings, "federated count"):
                 combined = run_federated_count(
                     client, cohort, sorted(prefixes), prefix_template=DEMO_PREFIX_TEMPLATE,
-                    k=DEMO_K, out_dir=out / "federated" / name)
+                    k=DEMO_K, out_dir=out / "federated" / name, actor=actor)
             print(f"\nfederated aggregates (k = {DEMO_K}; only these leave the sites):")
             print(combined.table())
             print(f"plots and JSON: {out / 'federated' / name}")
-        cohort = resolve_cohort(next(iter(EXAMPLE_COHORTS)))
+        cohort = resolve_cohort(next(iter(study.cohorts)))
         exported = 0
         with _timed(timings, "export"):
             for site, prefix in prefixes.items():
                 summary = export_formats(client, cohort, out / "export" / site,
                                          output_format="unified", prefix=prefix,
-                                         secret=DEMO_SECRET)
+                                         secret=DEMO_SECRET, actor=actor)
                 exported += summary["unified"]["patients"]
         print(f"\nunified training export: {exported} patients at {len(prefixes)} sites -> "
               f"{out / 'export'}/<site>/unified")
+        _print_audit(client, prefixes)
         print("timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
         return 0 if ok else 1
     finally:
         if not keep_server:
             server.stop()
+
+
+def _print_audit(client: OpenSearch, prefixes: dict[str, str]) -> None:
+    """The first site's audit log as ``srcohort audit`` prints it, and every site's size."""
+    first = next(iter(prefixes.values()))
+    print(f"\naudit log of {next(iter(prefixes))} (srcohort audit --prefix {first}):")
+    for entry in audit_log(client, first).verified():
+        print(line(entry))
+    print("entries per site: " + ", ".join(
+        f"{site} {len(audit_log(client, prefix).entries())}" for site, prefix in prefixes.items()))
 
 
 def _print_counts(description: str, counts: dict[str, int], truth: dict) -> bool:

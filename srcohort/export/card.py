@@ -67,19 +67,22 @@ def croissant_card(manifest: dict[str, Any], columns: Sequence[Column], *,
         "@context": CONTEXT, "@type": "sc:Dataset", "conformsTo": CONFORMS_TO,
         "name": f"srcohort-{manifest['cohort']['name']}",
         "description": (
-            f"De-identified TAVI cohort '{manifest['cohort']['name']}' (definition sha256 "
+            f"De-identified cohort '{manifest['cohort']['name']}' of the study "
+            f"'{manifest['study']['title'] or manifest['study']['name']}' (definition sha256 "
             f"{manifest['cohort']['sha256']}): {counts['patients']} patients, "
             f"{counts['with_ct']} with CT, {counts['with_ecg']} with ECG, {counts['with_seg']} "
             f"with segmentations; label {label_field}: " +
             ", ".join(f"{k} {v}" for k, v in counts["label"].items()) + "; split " +
             ", ".join(f"{k} {v}" for k, v in counts["split"].items()) + "."),
-        "citeAs": (f"@misc{{srcohort-{manifest['cohort']['name']}, title = {{TAVI cohort "
+        "citeAs": (f"@misc{{srcohort-{manifest['cohort']['name']}, title = {{"
+                   f"{manifest['study']['name']} cohort "
                    f"{manifest['cohort']['name']}, de-identified site export}}, note = {{cohort "
                    f"definition sha256 {manifest['cohort']['sha256']}}}}}"),
         "license": LICENSE, "version": "1.0.0", "datePublished": when.isoformat(),
         "creator": [{"@type": "sc:Organization", "name": site} for site in counts["sites"]],
         "isBasedOn": sorted({f"DICOM SR template {c.profile}" for c in columns}),
-        "keywords": ["TAVI", "pacemaker", "CT", "ECG", "DICOM SR", "federated learning"],
+        "keywords": [manifest["study"]["name"], label_field, "CT", "ECG", "DICOM SR",
+                     "federated learning"],
         "distribution": [
             {"@type": "cr:FileObject", "@id": "patients-table", "name": "patients-table",
              "contentUrl": table["path"], "encodingFormat": "application/x-parquet",
@@ -97,3 +100,17 @@ def _field(name: str, data_type: str, description: str) -> dict[str, Any]:
     return {"@type": "cr:Field", "@id": f"patients/{name}", "name": name,
             "description": description, "dataType": data_type,
             "source": {"fileObject": {"@id": "patients-table"}, "extract": {"column": name}}}
+
+
+# Where srcohort's own card properties live: a URN, so no web address is implied.
+AUDIT_CONTEXT = {"srcohort": "urn:srcohort:"}
+
+
+def with_audit(card: dict[str, Any], log: str, entries: Sequence[dict[str, Any]]
+               ) -> dict[str, Any]:
+    """The card citing the site's audit entries it came from (the export's own, the indexing
+    run it read): position, digest, action and time of each, so an auditor can find them in
+    ``log`` and check them against the hash chain. No user names: the card may travel."""
+    return {**card, "@context": {**card["@context"], **AUDIT_CONTEXT},
+            "srcohort:audit": {"srcohort:log": log,
+                               "srcohort:entries": [dict(entry) for entry in entries]}}

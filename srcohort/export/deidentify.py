@@ -30,6 +30,7 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
 from srcohort.export.pseudonym import pseudonym
+from srcohort.study.load import active_study_name, load_study
 from srcohort.uids import derived_uid
 
 # PS3.15 Table E.1-1 as data (its header says where the rows come from and what the columns mean).
@@ -75,20 +76,33 @@ MAX_SHIFT_DAYS = 3650
 # A value with anything else (a name, an id, a long number, a date) is treated per the Basic
 # Profile: removed, emptied or replaced by a dummy.
 DESCRIPTOR_VOCABULARY = frozenset("""
-    a abdomen acquisition ag agent angio angiography annulus anterior aorta aortic arterial
+    a abdomen acquisition ag agent angio angiography anterior aorta aortic arterial
     artery ascending av axial balloon block bone branch bundle by bv ca calcification calcium
     cardiac cardiovascular cerebral chest classic contrast coronal coronary create ct cta
     delayed descending diastole diastolic ecg echo ejection equipment expandable fraction
-    from fr gated hinge head heart history hr hu image images in inferior instance interventricular
-    kernel label lad lateral lcc lcx lead left library line lm lung map mean measurement
-    measurements membranous mip mm mpr mr mri native ncc non normal of ostium outcome
-    part patient pet phase planning portal posterior pre post procedure prospective rca rcc
+    from fr gated head heart history hr hu image images in inferior instance interventricular
+    kernel label lad lateral lcx lead left library line lm lung map mean measurement
+    measurements membranous mip mm mpr mr mri native non normal of ostium outcome
+    part patient pet phase planning portal posterior pre post procedure prospective rca
     converter recon reconstruction report resting retrospective rhythm right ring root s
     sagittal scan
     score scout segmentation self septum series sinus srcohort slice software source spectral stnd
-    structures study superior systole systolic tavi tavr thick thin thorax to topogram
-    the this transcatheter used valve venous ventricle view volume with xcb
+    structures study superior systole systolic thick thin thorax to topogram
+    the this used valve venous ventricle view volume with xcb
 """.split())
+
+
+def descriptor_vocabulary() -> frozenset[str]:
+    """The words clean descriptors may hold: the engine's and the active study's
+    (``words`` in study.yaml: its procedure names and abbreviations)."""
+    return _vocabulary(active_study_name())
+
+
+@lru_cache(maxsize=8)
+def _vocabulary(study: str) -> frozenset[str]:
+    return DESCRIPTOR_VOCABULARY | load_study(study).words
+
+
 DUMMY_TEXT = "ANONYMIZED"
 DUMMY_PERSON = "ANONYMOUS"
 _DATE_LIKE = re.compile(r"\d{1,4}[./-]\d{1,2}[./-]\d{1,4}")
@@ -125,7 +139,8 @@ def is_clean_descriptor(value: str) -> bool:
     """Whether free text ``value`` consists only of allow-listed words and short numbers."""
     if _DATE_LIKE.search(value):
         return False
-    return all(token in DESCRIPTOR_VOCABULARY or _SHORT_NUMBER.fullmatch(token)
+    vocabulary = descriptor_vocabulary()
+    return all(token in vocabulary or _SHORT_NUMBER.fullmatch(token)
                for token in _TOKEN.findall(value.casefold()))
 
 

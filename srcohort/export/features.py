@@ -5,7 +5,7 @@ every site writes the same schema, whether or not its patients have a value. Kin
 
 * qualitative fields: the coded value (``SCHEME:VALUE``); repeated values sorted, ``|``-joined;
 * quantitative fields: the number in the profile's unit; a repeated value takes its first;
-* date fields: whole days from the patient's anchor event (the TAVI), never a date, so no
+* date fields: whole days from the patient's anchor event (the study's), never a date, so no
   calendar date leaves a site (and no date shift has to be trusted);
 * text and geometric fields are not exported: free text may identify, and a graphic type
   is not a feature.

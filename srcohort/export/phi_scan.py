@@ -27,7 +27,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
 
-from srcohort.export.deidentify import (DESCRIPTOR_VOCABULARY, DUMMY_PERSON, DUMMY_TEXT,
+from srcohort.export.deidentify import (DUMMY_PERSON, DUMMY_TEXT, descriptor_vocabulary,
                                         element_action, is_well_known_uid)
 
 # Values too short or too generic to identify anybody, which a clean export may well contain.
@@ -38,6 +38,9 @@ TEXT_SUFFIXES = frozenset({".json", ".csv", ".tsv", ".txt", ".yaml", ".yml", ".m
 # Sample arrays, not text: left out of the raw-byte pass, where random samples would match.
 BULK_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009, 0x54001010})
 _BOUNDARY = "[0-9A-Za-z]"
+# Value representations whose values may identify a person or an instance: ids and free text
+# (LO, SH, LT, ST, UT, UC) and UIDs; dates and names are taken apart (DA, DT, PN).
+IDENTIFYING_VRS = frozenset({"LO", "SH", "LT", "ST", "UT", "UC", "UI"})
 
 
 @dataclass(frozen=True)
@@ -50,9 +53,10 @@ class PhiFinding:
 def phi_values(datasets: Iterable[Dataset]) -> set[str]:
     """Identifying values of the source datasets.
 
-    Every non-empty value of an element that de-identification removes, empties or replaces
-    (``deidentify.element_action``): ids, accession numbers, institutions, addresses, free text
-    that fails the clean-descriptor check, instance UIDs (not DICOM-defined ones); every person
+    Every non-empty value of an identifying kind (ids and text, ``IDENTIFYING_VRS``) of an
+    element that de-identification removes, empties or replaces (``deidentify.element_action``):
+    ids, accession numbers, institutions, addresses, free text that fails the clean-descriptor
+    check, instance UIDs (not DICOM-defined ones); every person
     name in full and per component; every date (DA, DT) as YYYYMMDD, YYYY-MM-DD and DD.MM.YYYY.
     Values with fewer than ``MIN_ALNUM`` letters or digits and ``GENERIC`` words are left out:
     they would match everywhere and identify nobody; so are values made only of words of the
@@ -104,15 +108,27 @@ def _walk(ds: Dataset) -> Iterator[DataElement]:
 
 
 def _identifying(elem: DataElement) -> list[str]:
+    """The values of ``elem`` that could identify somebody: only identifying kinds (names,
+    ids and free text, dates, instance UIDs). Numbers, code strings, times and ages are not:
+    a weight of ``0.000000`` would otherwise match inside every image orientation."""
     if elem.VR in ("DA", "DT"):
         return [form for value in _strings(elem) for form in _date_forms(value)]
     if elem.VR == "PN":
         return [part for value in _strings(elem) for part in _name_parts(value)]
-    if elem.VR in ("OB", "OD", "OF", "OL", "OV", "OW", "UN") or element_action(elem) in ("K", "M"):
+    if elem.VR not in IDENTIFYING_VRS or element_action(elem) in ("K", "M"):
         return []
     if elem.VR == "UI":
         return [v for v in _strings(elem) if not is_well_known_uid(v)]
     return _strings(elem)
+
+
+def kind_of(value: str) -> str:
+    """What kind of identifying value ``value`` is, for messages that must say why."""
+    if re.fullmatch(r"\d{8}|\d{4}-\d{2}-\d{2}|\d{2}\.\d{2}\.\d{4}", value):
+        return "a date"
+    if re.fullmatch(r"\d+(\.\d+){2,}", value):
+        return "a UID"
+    return "a name, id or text"
 
 
 def _strings(elem: DataElement) -> list[str]:
@@ -142,7 +158,7 @@ def _is_specific(value: str) -> bool:
     """Long enough, not generic, and not made of allow-listed descriptor words only."""
     words = re.findall(r"[^\W_]+", value.casefold())
     return (sum(c.isalnum() for c in value) >= MIN_ALNUM and value.lower() not in GENERIC
-            and not all(w in DESCRIPTOR_VOCABULARY for w in words))
+            and not all(w in descriptor_vocabulary() for w in words))
 
 
 class _Matcher:

@@ -17,7 +17,8 @@ import nibabel as nib
 import numpy as np
 import pyarrow.parquet as pq
 
-from srcohort.export.state import COMPLETE, file_sha256, is_complete
+from srcohort.export.state import COMPLETE, is_complete
+from srcohort.files import file_sha256
 from srcohort.export.training import PATIENTS_TABLE
 
 if importlib.util.find_spec("torch") is not None:      # pragma: no cover - torch is optional

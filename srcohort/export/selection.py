@@ -3,8 +3,8 @@
 A training pipeline wants one CT, one ECG and the CT's segmentations per patient. Several of a
 kind are common (a follow-up CT, a pre- and post-procedure ECG), so the rule is fixed and
 documented rather than left to file order: the latest series on or before the anchor event
-(the TAVI: what a model predicting its outcome may see), else the earliest after it, else, with
-no event, the latest; ties broken by Series Instance UID. Segmentations are those whose SEG
+(the procedure whose outcome a model predicts: what it may see), else the earliest after it,
+else, with no event, the latest; ties broken by Series Instance UID. Segmentations are those whose SEG
 references the chosen CT series.
 """
 

@@ -5,7 +5,8 @@ Each patient's files are written first (each atomically: a temporary name, then 
 and its progress record last, so a record always describes files that exist. A rerun with the
 same identity (cohort, settings, secret) skips patients whose record and files still agree;
 anything else is redone. ``COMPLETE`` is removed when a run starts and written only after the
-manifest and the verification, so a reader never takes an interrupted export for a finished one.
+manifest and the verification (``status.tracked``), so a reader never takes an interrupted
+export for a finished one.
 A folder holding a different export is refused rather than mixed.
 """
 
@@ -19,6 +20,7 @@ from typing import Any
 
 from srcohort import files
 from srcohort.canonical import canonical_json
+from srcohort.files import file_sha256
 
 IDENTITY = "export-identity.json"
 PROGRESS = "progress"
@@ -35,16 +37,14 @@ def write_atomic(path: Path, data: bytes) -> dict[str, Any]:
     return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
 
 
+def secret_digest(secret: bytes) -> str:
+    """What an export's identity records of its secret: enough to tell two secrets apart,
+    nothing to recover it."""
+    return hashlib.sha256(b"srcohort-export-identity\x1f" + secret).hexdigest()[:16]
+
+
 def json_bytes(value: Any) -> bytes:
     return canonical_json(value).encode("utf-8")
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class ExportState:
@@ -63,7 +63,6 @@ class ExportState:
                                      f"{', '.join(changed)}); use an empty folder")
         elif any(root.iterdir()):
             raise ExportConflict(f"{root} is not empty and holds no srcohort export")
-        (root / COMPLETE).unlink(missing_ok=True)       # complete again only at the end
         write_atomic(identity_path, json_bytes(identity))
 
     def _record_path(self, pseudonym: str) -> Path:
@@ -97,10 +96,6 @@ class ExportState:
         for leftover in self.root.rglob(".*.partial"):      # an interrupted write
             leftover.unlink()
         return len(stale)
-
-    def complete(self, manifest_sha256: str) -> None:
-        write_atomic(self.root / COMPLETE, f"{manifest_sha256}\n".encode("ascii"))
-
 
 def is_complete(root: Path) -> bool:
     return (root / COMPLETE).exists()

@@ -8,10 +8,11 @@
     <out>/tables/patients.parquet            pseudonym, site, split, label, files, SR features
     <out>/manifest.json                      settings, counts, every file's sha256 (no timestamps)
     <out>/croissant.json                     the dataset card (Croissant JSON-LD)
+    <out>/status.json                        running, failed (why) or complete (what was left out)
     <out>/COMPLETE                           written last, after the PHI verification
 
-Patients appear only as HMAC pseudonyms; the tables hold no dates (days from the TAVI
-instead), no free text and no identifiers. The export resumes after an interruption
+Patients appear only as HMAC pseudonyms; the tables hold no dates (days from the study's anchor
+event instead), no free text and no identifiers. The export resumes after an interruption
 (``state.py``) and a re-export of the same cohort with the same secret and settings is
 byte-identical, the card's timestamp aside.
 """
@@ -31,7 +32,7 @@ import pyarrow.parquet as pq
 from opensearchpy import OpenSearch
 
 from srcohort.cohort.definition import Cohort
-from srcohort.cohort.label import PACEMAKER, LabelSpec
+from srcohort.cohort.label import LabelSpec
 from srcohort.cohort.run import list_patients
 from srcohort.export.card import croissant_card
 from srcohort.export.deidentify import Deidentifier
@@ -39,7 +40,8 @@ from srcohort.export.ecg_arrays import LEADS, EcgArrayError, ecg_array
 from srcohort.export.features import Column, feature_columns, patient_features
 from srcohort.export.selection import FileLocator, Sample, choose_sample, series_files
 from srcohort.export.split import SplitFractions, assign_split
-from srcohort.export.state import ExportState, json_bytes, write_atomic
+from srcohort.export.state import ExportState, json_bytes, secret_digest, write_atomic
+from srcohort.export.status import tracked
 from srcohort.export.verify import Subject, verify_export
 from srcohort.export.volumes import (Volume, VolumeError, canonical, ct_volume, nifti_bytes,
                                      seg_masks)
@@ -48,6 +50,7 @@ from srcohort.index.opensearch import index_names
 from srcohort.logs import get_logger, progress
 from srcohort.parallel import fork_map
 from srcohort.sr.profiles import default_profiles
+from srcohort.study.load import load_study
 
 log = get_logger(__name__)
 FORMAT = "srcohort-training/1"
@@ -63,8 +66,8 @@ class TrainingSettings:
     ecg_rate: float = 500.0
     ecg_seconds: float = 10.0
     split: SplitFractions = field(default_factory=SplitFractions)
-    anchor: str = "tavi"
-    label: LabelSpec = PACEMAKER
+    anchor: str = field(default_factory=lambda: str(load_study().anchor))
+    label: LabelSpec = field(default_factory=lambda: LabelSpec.of_study(load_study()))
 
     def to_dict(self) -> dict[str, Any]:
         return {"spacing_mm": list(self.spacing) if self.spacing else None,
@@ -107,7 +110,7 @@ def export_training(client: OpenSearch, cohort: Cohort, out_dir: Path, *, secret
     patients = list(list_patients(client, cohort, prefix=prefix))
     state = ExportState(out_dir, {
         "format": FORMAT, "cohort_sha256": cohort.digest, "settings": settings.to_dict(),
-        "secret": hashlib.sha256(b"srcohort-export-identity\x1f" + secret).hexdigest()[:16]})
+        "secret": secret_digest(secret)})
     subjects: dict[str, Subject] = {}
     done: dict[str, dict[str, Any]] = {}
     jobs: list[_Job] = []
@@ -123,24 +126,28 @@ def export_training(client: OpenSearch, cohort: Cohort, out_dir: Path, *, secret
         else:
             jobs.append((out_dir, patient, alias, sample, files, columns, settings))
     records: list[dict[str, Any]] = list(done.values())
-    with fork_map(_write_job, jobs, workers=workers) as results:
-        for alias, record in progress(zip((job[2] for job in jobs), results), total=len(jobs),
-                                      what="patients exported", logger=log):
-            state.record(alias, record)
-            records.append(record)
-            if on_patient is not None:
-                on_patient(alias)
-    resumed = len(done)
-    state.forget_except({r["row"]["pseudonym"] for r in records}, FOLDERS)
-    table = write_atomic(out_dir / PATIENTS_TABLE,
-                         _patients_table(records, columns, settings.label.field))
-    manifest = _manifest(cohort, settings, columns, records,
-                         {"path": PATIENTS_TABLE, "kind": "table", **table})
-    manifest_bytes = json_bytes(manifest)
-    write_atomic(out_dir / "manifest.json", manifest_bytes)
-    write_atomic(out_dir / "croissant.json", json_bytes(croissant_card(manifest, columns)))
-    verify_export(out_dir, subjects)        # raises: the export stays incomplete
-    state.complete(hashlib.sha256(manifest_bytes).hexdigest())
+    with tracked(out_dir, export_format=FORMAT, cohort_sha256=cohort.digest) as tracker:
+        with fork_map(_write_job, jobs, workers=workers) as results:
+            for alias, record in progress(zip((job[2] for job in jobs), results),
+                                          total=len(jobs), what="patients exported",
+                                          logger=log):
+                state.record(alias, record)
+                records.append(record)
+                if on_patient is not None:
+                    on_patient(alias)
+        resumed = len(done)
+        state.forget_except({r["row"]["pseudonym"] for r in records}, FOLDERS)
+        table = write_atomic(out_dir / PATIENTS_TABLE,
+                             _patients_table(records, columns, settings.label.field))
+        manifest = _manifest(cohort, settings, columns, records,
+                             {"path": PATIENTS_TABLE, "kind": "table", **table})
+        manifest_bytes = json_bytes(manifest)
+        write_atomic(out_dir / "manifest.json", manifest_bytes)
+        write_atomic(out_dir / "croissant.json", json_bytes(croissant_card(manifest, columns)))
+        verify_export(out_dir, subjects)        # raises: the export stays incomplete
+        tracker.manifest_sha256 = hashlib.sha256(manifest_bytes).hexdigest()
+        for problem in manifest["problems"]:
+            tracker.leave_out(problem["pseudonym"], problem["modality"], problem["error"])
     result = TrainingExportResult(
         str(out_dir), len(records), resumed, len(manifest["files"]),
         sum(f["bytes"] for f in manifest["files"]), round(time.monotonic() - start, 3),
@@ -265,7 +272,9 @@ def _manifest(cohort: Cohort, settings: TrainingSettings, columns: Sequence[Colu
         "sites": sorted({r["site"] for r in rows}),
     }
     files = sorted([f for r in records for f in r["files"]] + [table], key=lambda f: f["path"])
+    study = load_study()
     return {"format": FORMAT, "cohort": {"name": cohort.name, "sha256": cohort.digest},
+            "study": {"name": study.name, "title": study.title},
             "settings": settings.to_dict(), "counts": counts,
             "columns": [{"name": c.name, "kind": c.kind, "dtype": c.dtype, "unit": c.unit,
                          "profile": c.profile, "path": list(c.path),

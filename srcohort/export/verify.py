@@ -23,7 +23,7 @@ from typing import AbstractSet, Iterable, Iterator, Mapping, Sequence
 import pydicom
 from pydicom.dataset import Dataset
 
-from srcohort.export.phi_scan import PhiFinding, phi_values, scan_file
+from srcohort.export.phi_scan import PhiFinding, kind_of, phi_values, scan_file
 from srcohort.logs import get_logger
 from srcohort.parallel import fork_map
 
@@ -44,7 +44,8 @@ class PhiFound(RuntimeError):
 
     def __init__(self, root: Path, findings: Sequence[PhiFinding]) -> None:
         self.findings = list(findings)
-        where = sorted({f"{Path(f.path).relative_to(root)} ({f.where})" for f in findings})
+        where = sorted({f"{Path(f.path).relative_to(root)} ({f.where}: {kind_of(f.value)} of "
+                        f"the sources, {f.value!r})" for f in findings})
         super().__init__(f"{root}: {len(findings)} identifying value(s) of the sources found in "
                          f"{', '.join(where[:5])}{' ...' if len(where) > 5 else ''}; "
                          "the export is not marked complete")

@@ -13,15 +13,13 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from srcohort.cohort.definition import Cohort
-from srcohort.cohort.label import LABELS, PACEMAKER
+from srcohort.cohort.label import LABELS, LabelSpec
 from srcohort.federated.suppression import SUPPRESSED, Relation, suppress
+from srcohort.index.documents import patient_doc_id
 from srcohort.sr.profiles import Profile
 
 SCHEMA = "srcohort.federated.site/1"
 DEFAULT_K = 5
-# The training label, read as the training export reads it (srcohort.cohort.label).
-LABEL_FIELD = PACEMAKER.field
-LABEL_VALUES = {"yes": PACEMAKER.positive, "no": PACEMAKER.negative}
 IMAGING_CHANNELS = ("CT", "ECG", "SEG")     # series modalities; ECG = waveform series
 OTHER_SR = "SR other"                       # an SR no installed profile recognises
 OTHER_COMBINATIONS = "other"                # intersections below k, pooled
@@ -32,7 +30,7 @@ Aggregate = dict[str, Any]
 
 
 def profile_channel(profile: Profile) -> str:
-    """Readable channel name: ``SR TID 1500`` for DICOM templates, ``SR tavi-outcome`` else."""
+    """Readable channel name: ``SR TID 1500`` for DICOM templates, ``SR <template>`` else (``srcohort-`` dropped)."""
     if profile.template_id:
         return f"SR TID {profile.template_id}"
     return f"SR {profile.template.removeprefix('srcohort-')}"
@@ -45,25 +43,28 @@ class Parameters:
     profile_channels: Mapping[str, str]         # profile template -> channel
     label_channels: tuple[str, ...]             # channels of the profiles declaring the label
     features: Mapping[str, tuple[str, ...]]     # quantitative field -> channels declaring it
+    label: LabelSpec                            # the training label, as the export reads it
 
     @classmethod
-    def from_profiles(cls, profiles: Sequence[Profile]) -> "Parameters":
+    def from_profiles(cls, profiles: Sequence[Profile], label: LabelSpec) -> "Parameters":
         by_template = {p.template: profile_channel(p) for p in profiles}
         features: dict[str, set[str]] = {}
-        label: set[str] = set()
+        labelled: set[str] = set()
         for profile in profiles:
             for node in profile.fields.values():
                 if node.filter == "quantitative":
                     features.setdefault(str(node.field), set()).add(by_template[profile.template])
-            if profile.template == PACEMAKER.profile:
-                label.add(by_template[profile.template])
+            if profile.template == label.profile:
+                labelled.add(by_template[profile.template])
         return cls(IMAGING_CHANNELS + tuple(sorted(set(by_template.values()))) + (OTHER_SR,),
-                   dict(sorted(by_template.items())), tuple(sorted(label)),
-                   {f: tuple(sorted(c)) for f, c in sorted(features.items())})
+                   dict(sorted(by_template.items())), tuple(sorted(labelled)),
+                   {f: tuple(sorted(c)) for f, c in sorted(features.items())}, label)
 
     def to_json(self) -> dict[str, Any]:
         return {"channels": list(self.channels), "label": {
-                    "field": LABEL_FIELD, "values": LABEL_VALUES,
+                    "name": self.label.name, "template": self.label.profile,
+                    "field": self.label.field,
+                    "values": {"yes": self.label.positive, "no": self.label.negative},
                     "channels": list(self.label_channels)},
                 "features": {f: list(c) for f, c in self.features.items()},
                 "feature_value": "per patient: mean of the patient's values"}
@@ -83,9 +84,9 @@ def combination_name(channels: Iterable[str], params: Parameters) -> str:
     return " + ".join(c for c in params.channels if c in present) or NO_CHANNEL
 
 
-def patient_label(doc: Mapping[str, Any]) -> str:
-    """yes / no when the patient's outcome annotations agree on one, else unknown."""
-    return PACEMAKER.of(doc)
+def patient_label(doc: Mapping[str, Any], params: Parameters) -> str:
+    """yes / no when the patient's labelled annotations agree on one, else unknown."""
+    return params.label.of(doc)
 
 
 def patient_feature(doc: Mapping[str, Any], field: str, params: Parameters) -> float | None:
@@ -103,42 +104,53 @@ def patient_feature(doc: Mapping[str, Any], field: str, params: Parameters) -> f
     return statistics.fmean(values) if values else None
 
 
-def summary(values: Sequence[float]) -> dict[str, float]:
-    """n, mean, sample sd, median. No min/max: extremes single people out."""
+def summary(values: Sequence[float], k: int) -> dict[str, float]:
+    """mean, median and, from 2k values on and when not 0, the sample SD. No min/max:
+    extremes single people out; an SD of 0 says every member shares one value, and over few
+    values an SD narrows each of them down."""
     ordered = sorted(values)
+    sd = round(statistics.stdev(ordered), DIGITS) if len(ordered) > 1 else 0.0
     return {"mean": round(statistics.fmean(ordered), DIGITS),
-            "sd": round(statistics.stdev(ordered), DIGITS) if len(ordered) > 1 else 0.0,
+            **({"sd": sd} if len(ordered) >= 2 * k and sd > 0 else {}),
             "median": round(statistics.median(ordered), DIGITS)}
 
 
-def raw_counts(docs: Iterable[Mapping[str, Any]], params: Parameters
-               ) -> tuple[dict[str, int], dict[str, list[float]]]:
-    """Unsuppressed cell values and per-feature patient values (stay inside the site)."""
-    cells: dict[str, int] = {"patients": 0}
-    cells.update({f"channel/{c}": 0 for c in params.channels})
-    cells.update({f"label/{label}": 0 for label in LABELS})
+Members = dict[str, set[str]]
+
+
+def raw_members(docs: Iterable[Mapping[str, Any]], params: Parameters
+                ) -> tuple[Members, dict[str, list[float]]]:
+    """The patients behind every unsuppressed cell (document ids) and per-feature patient
+    values. Both stay inside the site: the release ledger keeps the ids to audit later
+    releases against this one."""
+    cells: Members = {"patients": set()}
+    cells.update({f"channel/{c}": set() for c in params.channels})
+    cells.update({f"label/{label}": set() for label in LABELS})
+    cells.update({f"feature/{field}": set() for field in params.features})
     features: dict[str, list[float]] = {field: [] for field in params.features}
     for doc in docs:
+        patient = patient_doc_id(doc["patient_key"])
         channels = patient_channels(doc, params)
-        cells["patients"] += 1
+        cells["patients"].add(patient)
         for channel in channels:
-            cells[f"channel/{channel}"] += 1
-        combination = f"combination/{combination_name(channels, params)}"
-        cells[combination] = cells.get(combination, 0) + 1
-        cells[f"label/{patient_label(doc)}"] += 1
+            cells[f"channel/{channel}"].add(patient)
+        cells.setdefault(f"combination/{combination_name(channels, params)}", set()).add(patient)
+        cells[f"label/{patient_label(doc, params)}"].add(patient)
         for field, values in features.items():
             if (value := patient_feature(doc, field, params)) is not None:
                 values.append(value)
+                cells[f"feature/{field}"].add(patient)
     return cells, features
 
 
-def pool_combinations(cells: Mapping[str, int], k: int) -> dict[str, int]:
+def pool_combinations(cells: Members, k: int) -> Members:
     """Intersections below k go into one ``other`` cell, so the list of intersections a site
     publishes never reveals that some rare combination exists there."""
-    pooled = {name: value for name, value in cells.items()
-              if not name.startswith("combination/") or value >= k}
-    pooled[f"combination/{OTHER_COMBINATIONS}"] = sum(
-        value for name, value in cells.items() if name.startswith("combination/") and value < k)
+    pooled = {name: members for name, members in cells.items()
+              if not name.startswith("combination/") or len(members) >= k}
+    pooled[f"combination/{OTHER_COMBINATIONS}"] = set().union(*(
+        members for name, members in cells.items()
+        if name.startswith("combination/") and len(members) < k))
     return pooled
 
 
@@ -184,36 +196,84 @@ def check_k(k: int) -> int:
     return k
 
 
-def site_aggregate(docs: Iterable[Mapping[str, Any]], *, cohort: Cohort, site: str,
-                   profiles: Sequence[Profile], k: int = DEFAULT_K) -> Aggregate:
-    """The publishable aggregate of one site's cohort members (JSON-ready, deterministic)."""
+KEEP = frozenset({"patients"})     # hidden only below k, which the schema then promises
+
+
+@dataclass(frozen=True)
+class SiteRelease:
+    """One site's cohort ready to publish: what may leave (``aggregate``) and, staying at the
+    site, the patients behind each of its cells and the cells' true values."""
+
+    aggregate: Aggregate
+    members: Mapping[str, frozenset[str]]      # cell -> patient document ids
+    values: Mapping[str, int]                  # cell -> true count (hidden ones too)
+    features: Mapping[str, Sequence[float]]    # field -> per-patient values
+
+    @property
+    def hidden(self) -> frozenset[str]:
+        return frozenset(n for n, v in published_cells(self.aggregate).items() if v is None)
+
+    def hiding(self, more: Iterable[str]) -> "SiteRelease":
+        """The same release with ``more`` cells suppressed as well."""
+        hidden = self.hidden | set(more)
+        aggregate = {**self.aggregate, "counts": _counts(self.values, hidden), "features": {
+            field: _feature(self.features[field], f"feature/{field}", hidden,
+                            self.aggregate["k"])
+            for field in self.aggregate["features"]}}
+        return SiteRelease(aggregate, self.members, self.values, self.features)
+
+
+def site_release(docs: Iterable[Mapping[str, Any]], *, cohort: Cohort, site: str,
+                 profiles: Sequence[Profile], label: LabelSpec, k: int = DEFAULT_K
+                 ) -> SiteRelease:
+    """One site's cohort members -> the aggregate with primary and complementary suppression
+    (this release on its own; ``federated.linked`` audits it against earlier releases)."""
     check_k(k)
-    params = Parameters.from_profiles(profiles)
-    counts, features = raw_counts(docs, params)
-    cells = pool_combinations(counts, k)
-    cells.update({f"feature/{field}": len(values) for field, values in features.items()})
+    params = Parameters.from_profiles(profiles, label)
+    members, features = raw_members(docs, params)
+    members = pool_combinations(members, k)
+    cells = {name: len(patients) for name, patients in members.items()}
     floors, ceilings = public_bounds(cells, k)
     hidden = suppress(cells, relations(cells, params), k, floors=floors, ceilings=ceilings,
-                      keep=frozenset({"patients"}))
+                      keep=KEEP)
     withheld = hidden is None
     if withheld:        # nothing but the total can be published safely
         cells = {"patients": cells["patients"]}
         hidden = {"patients"} if cells["patients"] < k else set()
-    published = {name: SUPPRESSED if name in hidden else value for name, value in cells.items()}
-    return {
+    aggregate = {
         "schema": SCHEMA,
         "cohort": {"name": cohort.name, "sha256": cohort.digest},
         "site": site, "k": k, "parameters": params.to_json(), "withheld": withheld,
-        "counts": {
-            "patients": published["patients"],
+        "counts": _counts(cells, hidden),
+        "features": {field: _feature(values, f"feature/{field}", hidden, k)
+                     for field, values in features.items() if f"feature/{field}" in cells},
+    }
+    return SiteRelease(aggregate, {n: frozenset(members[n]) for n in cells}, cells,
+                       {field: tuple(values) for field, values in features.items()})
+
+
+def site_aggregate(docs: Iterable[Mapping[str, Any]], *, cohort: Cohort, site: str,
+                   profiles: Sequence[Profile], label: LabelSpec, k: int = DEFAULT_K
+                   ) -> Aggregate:
+    """The publishable aggregate of one site's cohort members (JSON-ready, deterministic)."""
+    return site_release(docs, cohort=cohort, site=site, profiles=profiles, label=label,
+                        k=k).aggregate
+
+
+def _counts(cells: Mapping[str, int], hidden: Iterable[str]) -> dict[str, Any]:
+    hidden = set(hidden)
+    published = {name: SUPPRESSED if name in hidden else value for name, value in cells.items()}
+    return {"patients": published["patients"],
             "channels": _group(published, "channel/"),
             "combinations": _group(published, "combination/"),
-            "label": _group(published, "label/")},
-        "features": {
-            field: {"n": published[f"feature/{field}"],
-                    **({} if published[f"feature/{field}"] == SUPPRESSED else summary(values))}
-            for field, values in features.items() if f"feature/{field}" in published},
-    }
+            "label": _group(published, "label/")}
+
+
+def _feature(values: Sequence[float], cell: str, hidden: Iterable[str], k: int
+             ) -> dict[str, Any]:
+    if cell in set(hidden):
+        return {"n": SUPPRESSED}
+    return {"n": len(values), **summary(values, k)}
 
 
 def _group(published: Mapping[str, Any], prefix: str) -> dict[str, Any]:
@@ -236,5 +296,8 @@ def published_cells(aggregate: Aggregate) -> dict[str, int | None]:
 def parameters_of(aggregate: Aggregate) -> Parameters:
     """The Parameters an aggregate declares (its relations depend on them)."""
     raw = aggregate["parameters"]
-    return Parameters(tuple(raw["channels"]), {}, tuple(raw["label"]["channels"]),
-                      {f: tuple(c) for f, c in raw["features"].items()})
+    label = raw["label"]
+    return Parameters(tuple(raw["channels"]), {}, tuple(label["channels"]),
+                      {f: tuple(c) for f, c in raw["features"].items()},
+                      LabelSpec(label["template"], label["field"], label["values"]["yes"],
+                                label["values"]["no"], label["name"]))

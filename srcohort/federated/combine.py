@@ -32,6 +32,7 @@ class Combined:
     k: int
     sites: tuple[str, ...]
     channels: tuple[str, ...]
+    label: str                                         # what the study calls its label
     cells: Mapping[str, Mapping[str, Range]]           # cell -> site -> range
     features: Mapping[str, Mapping[str, Any]]          # field -> site / "overall" -> summary
     withheld: tuple[str, ...] = field(default=())
@@ -107,7 +108,7 @@ def combine(aggregates: Sequence[Aggregate]) -> Combined:
     cells = {n: cells[n] for n in names if not n.startswith("combination/")} | {
         n: cells[n] for n in combos_by_size + [f"combination/{OTHER_COMBINATIONS}"]}
     return Combined(cohort=ordered[0]["cohort"], k=k, sites=tuple(ranges), channels=params.channels,
-                    cells=cells, features=_features(ordered),
+                    label=params.label.name, cells=cells, features=_features(ordered),
                     withheld=tuple(a["site"] for a in ordered if a["withheld"]))
 
 
@@ -120,13 +121,18 @@ def _absent(name: str, site: Mapping[str, Range], k: int, withheld: bool) -> Ran
 
 
 def pooled(summaries: Sequence[Mapping[str, float]]) -> dict[str, float]:
-    """Exact n, mean and sample SD of the union of groups from their own n, mean and SD."""
+    """Exact n, mean and sample SD of the union of groups from their own n, mean and SD.
+
+    A site withholds its SD over fewer than 2k values or when it is 0; the pooled SD then
+    cannot be computed exactly and is left out rather than guessed."""
     n = sum(s["n"] for s in summaries)
     mean = sum(s["n"] * s["mean"] for s in summaries) / n
-    within = sum((s["n"] - 1) * s["sd"] ** 2 for s in summaries)
-    between = sum(s["n"] * (s["mean"] - mean) ** 2 for s in summaries)
-    return {"n": n, "mean": round(mean, 6),
-            "sd": round(math.sqrt((within + between) / (n - 1)), 6) if n > 1 else 0.0}
+    result = {"n": n, "mean": round(mean, 6)}
+    if all("sd" in s for s in summaries) and n > 1:
+        within = sum((s["n"] - 1) * s["sd"] ** 2 for s in summaries)
+        between = sum(s["n"] * (s["mean"] - mean) ** 2 for s in summaries)
+        result["sd"] = round(math.sqrt((within + between) / (n - 1)), 6)
+    return result
 
 
 def _features(aggregates: Sequence[Aggregate]) -> dict[str, dict[str, Any]]:

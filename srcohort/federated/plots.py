@@ -82,7 +82,7 @@ def upset(combined: "Combined", path: Path) -> Path:
 
 
 def label_balance(combined: "Combined", path: Path) -> Path:
-    """Pacemaker yes / no / unknown per site (small multiples, one panel per label value)."""
+    """The label's yes / no / unknown per site (small multiples, one panel per label value)."""
     fig, axes = plt.subplots(1, len(LABELS), figsize=(3.2 * len(LABELS), 3.8), sharey=True)
     for ax, label in zip(axes, LABELS):
         cell = f"label/{label}"
@@ -95,7 +95,7 @@ def label_balance(combined: "Combined", path: Path) -> Path:
             ax.annotate(str(lo) if not ex else f"{lo}\u2013{int(lo + ex)}", (xi, lo + ex),
                         ha="center", va="bottom", fontsize=7)
         ax.set_xticks(x, combined.sites, rotation=45, ha="right", fontsize=7)
-        ax.set_title(f"pacemaker: {label}")
+        ax.set_title(f"{combined.label}: {label}")
         ax.margins(y=0.15)          # room for the value labels above the tallest bar
     axes[0].set_ylabel("patients")
     fig.suptitle(f"{combined.cohort['name']}: label balance (hatched: suppressed, "

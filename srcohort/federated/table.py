@@ -30,19 +30,22 @@ def _feature(summary: Mapping[str, Any]) -> str:
         return "suppressed"
     if not summary["n"]:
         return "-"
-    return f"{summary['mean']:.1f}\u00b1{summary['sd']:.1f} (n={summary['n']})"
+    spread = f"\u00b1{summary['sd']:.1f}" if "sd" in summary else ""
+    return f"{summary['mean']:.1f}{spread} (n={summary['n']})"
 
 
-def _label(name: str) -> str:
-    """Row label: intersections spelt short (``CT+ECG+1500+outcome``), so the table fits."""
+def _label(name: str, label: str) -> str:
+    """Row label: intersections spelt short (``CT+ECG+1500+outcome``), so the table fits;
+    label cells named after the study's label."""
     if name.startswith("combination/"):
         parts = name.removeprefix("combination/").split(" + ")
         return "\u2229 " + "+".join(p.removeprefix("SR TID ").removeprefix("SR ") for p in parts)
-    return name.replace("channel/", "").replace("label/", "pacemaker ")
+    return name.replace("channel/", "").replace("label/", f"{label} ")
 
 
 def render(combined: "Combined") -> str:
-    """Counts per site and overall, then feature means ± SD; suppressed cells as ranges.
+    """Counts per site and overall, then feature means ± SD (the SD where it was published);
+    suppressed cells as ranges.
 
     Features no site could publish are named in one line instead of a row of "suppressed".
     """
@@ -50,7 +53,7 @@ def render(combined: "Combined") -> str:
     header = ["", *combined.sites, "overall"]
     rows: list[list[str]] = []
     for name, by_site in combined.cells.items():
-        rows.append([_label(name), *(show(by_site[s], k) for s in combined.sites),
+        rows.append([_label(name, combined.label), *(show(by_site[s], k) for s in combined.sites),
                      show(combined.overall(name), k)])
     hidden: list[str] = []
     for name, by_site in combined.features.items():

@@ -16,14 +16,16 @@ from pathlib import Path
 import pydicom
 from opensearchpy import OpenSearch, helpers
 
-from srcohort.index.mapping import DEFAULT_PREFIX
 from srcohort.index.documents import patient_doc_id, patient_documents, series_document
-from srcohort.index.opensearch import bulk_index, ensure_indices
+from srcohort.index.mapping import DEFAULT_PREFIX, patients_index_body, series_index_body
+from srcohort.index.opensearch import bulk_index, ensure_indices, make_room
 from srcohort.index.retrieve import locate_in_pacs
 from srcohort.logs import get_logger, progress
 from srcohort.sources.images import read_header
 
 log = get_logger(__name__)
+SERIES_PROPERTIES = series_index_body()["mappings"]["properties"]
+PATIENT_PROPERTIES = patients_index_body()["mappings"]["properties"]
 
 
 @dataclass
@@ -50,6 +52,7 @@ def index_directory(client: OpenSearch, dicom_dir: Path, *, site: str, prefix: s
     series_index, patients_index = ensure_indices(client, prefix)
     stats = IndexStats()
     grouped: dict[str, list] = defaultdict(list)
+    taken: dict[tuple[str, str], str] = {}
     files = sorted(p for p in dicom_dir.rglob("*") if p.is_file())
     for path in progress(files, total=len(files), what="files read", logger=log):
         try:
@@ -60,11 +63,19 @@ def index_directory(client: OpenSearch, dicom_dir: Path, *, site: str, prefix: s
             stats.errors.append({"file": str(path), "reason": str(exc)})
             log.warning("not indexed", extra={"file": str(path), "reason": str(exc)})
             continue
+        instance = (str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID))
+        if instance in taken:     # one instance, two files: counted once, never twice
+            reason = f"duplicate of SOP Instance UID {instance[1]} in {taken[instance]}"
+            stats.errors.append({"file": str(path), "reason": reason})
+            log.warning("not indexed", extra={"file": str(path), "reason": reason})
+            continue
+        taken[instance] = str(path)
         grouped[ds.SeriesInstanceUID].append((str(path.resolve()), ds))
     docs = {uid: series_document(site, [ds for _, ds in items], [p for p, _ in items])
             for uid, items in grouped.items()}
     if pacs is not None:
         locate_in_pacs(docs, pacs)
+    make_room(client, series_index, docs.values(), SERIES_PROPERTIES)
     stats.series = bulk_index(client, series_index, docs.items())
     gone = {} if pacs is not None else _vanished_series(client, series_index, site,
                                                         dicom_dir.resolve(), set(docs))
@@ -107,6 +118,7 @@ def rollup_patients(client: OpenSearch, prefix: str, keys: set[str]) -> int:
             client, index=series_index, query={"query": {"terms": {"patient_key": chunk}}},
             _source_excludes=["files"]))
         docs = patient_documents(series)
+        make_room(client, patients_index, docs.values(), PATIENT_PROPERTIES)
         written += bulk_index(client, patients_index, docs.items())
         for orphan in {patient_doc_id(key) for key in chunk} - docs.keys():
             client.delete(index=patients_index, id=orphan, ignore=[404])

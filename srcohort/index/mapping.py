@@ -6,6 +6,7 @@ srcohort writes to its own indices (``<prefix>series``, ``<prefix>patients``, pr
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydicom.datadict import dictionary_VR, tag_for_keyword
@@ -15,6 +16,9 @@ from srcohort.index.fields import field_name
 from srcohort.index.seg_content import SEGMENTS_MAPPING
 
 DEFAULT_PREFIX = "srcohort-"
+# OpenSearch index names are lowercase, without \ / * ? " < > | , # : or spaces, and may not
+# start with - _ +; Kaapana's own indices and template own the ``project_`` names.
+_PREFIX = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 SERIES_INDEX = "series"
 PATIENTS_INDEX = "patients"
 KW = {"type": "keyword"}
@@ -42,6 +46,16 @@ SUMMARY_KEYWORDS = (
     # A cohort of given series (a Kaapana dataset as a cohort: srcohort.kaapana.dataset).
     "SeriesInstanceUID",
 )
+
+
+def check_prefix(prefix: str) -> str:
+    """``prefix`` when it can start srcohort's index names; ValueError naming the rule else."""
+    if not _PREFIX.fullmatch(prefix):
+        raise ValueError(f"index prefix {prefix!r}: expected lowercase letters, digits, '.', "
+                         f"'_' or '-', starting with a letter or digit (e.g. {DEFAULT_PREFIX})")
+    if prefix.startswith("project_"):
+        raise ValueError(f"index prefix {prefix!r}: 'project_' names are Kaapana's own indices")
+    return prefix
 
 
 def _kaapana_name(keyword: str) -> str:

@@ -23,7 +23,7 @@ from opensearchpy import OpenSearch
 from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from opensearchpy.exceptions import TransportError
 
-from srcohort.index.mapping import (DEFAULT_PREFIX, PATIENTS_INDEX, SERIES_INDEX,
+from srcohort.index.mapping import (DEFAULT_PREFIX, PATIENTS_INDEX, SERIES_INDEX, check_prefix,
                                     patients_index_body, series_index_body)
 from srcohort.logs import get_logger
 
@@ -53,6 +53,7 @@ Line = tuple[str, bytes]
 
 
 def index_names(prefix: str = DEFAULT_PREFIX) -> tuple[str, str]:
+    check_prefix(prefix)
     return f"{prefix}{SERIES_INDEX}", f"{prefix}{PATIENTS_INDEX}"
 
 
@@ -69,6 +70,40 @@ def ensure_indices(client: OpenSearch, prefix: str = DEFAULT_PREFIX) -> tuple[st
             client.indices.put_mapping(index=name, body={
                 "properties": body["mappings"]["properties"]})
     return series, patients
+
+
+def nested_objects(doc: Any, properties: dict[str, Any]) -> int:
+    """How many nested objects (hidden Lucene documents) ``doc`` makes under ``properties``:
+    what OpenSearch counts against ``index.mapping.nested_objects.limit``."""
+    count = 0
+    for name, field in properties.items():
+        value = doc.get(name) if isinstance(doc, dict) else None
+        if value is None or "properties" not in field:
+            continue
+        items = value if isinstance(value, list) else [value]
+        if field.get("type") == "nested":
+            count += len(items)
+        count += sum(nested_objects(item, field["properties"]) for item in items)
+    return count
+
+
+def make_room(client: OpenSearch, index: str, docs: Iterable[dict],
+              properties: dict[str, Any]) -> None:
+    """Raise the index's nested-object limit to what the largest of ``docs`` needs, so a
+    patient with very many annotations is indexed completely instead of refused by the node
+    (the limit is a dynamic setting; it guards memory, and srcohort's documents are bounded
+    by what a site holds for one patient)."""
+    need = max((nested_objects(doc, properties) for doc in docs), default=0)
+    found = client.indices.get_settings(index=index, name="index.mapping.nested_objects.limit",
+                                        flat_settings=True, include_defaults=True)
+    settings = next(iter(found.values()))
+    limit = int({**settings.get("defaults", {}), **settings.get("settings", {})}
+                .get("index.mapping.nested_objects.limit", 10000))
+    if need > limit:
+        client.indices.put_settings(index=index,
+                                    body={"index.mapping.nested_objects.limit": need})
+        log.info("nested object limit raised", extra={"index": index, "from": limit,
+                                                      "to": need})
 
 
 def bulk_index(client: OpenSearch, index: str, docs: Iterable[tuple[str, dict]]) -> int:

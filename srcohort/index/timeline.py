@@ -1,6 +1,6 @@
 """Patient timelines: every series and annotation dated relative to the patient's events.
 
-"An ECG with LBBB within 90 days before the TAVI" compares dates of two different objects of
+"An ECG with a finding within 90 days before a procedure" compares dates of two different objects of
 one patient. OpenSearch cannot compare fields of different nested objects without scripts, so
 the roll-up does it once: each event (a DATE item an SR template declares as ``anchor``) is
 looked up per patient, and every series and annotation gets ``days_from.<event>`` = its study
@@ -41,7 +41,7 @@ def anchors_of(profiles: Iterable[Profile]) -> list[Anchor]:
 def add_offsets(patient: dict, anchors: list[Anchor]) -> None:
     """Set ``events`` on the patient and ``days_from`` on its series and annotations.
 
-    An event that happened more than once (two TAVIs) is dated by its first occurrence.
+    An event that happened more than once (two procedures) is dated by its first occurrence.
     """
     events: dict[str, dt.date] = {}
     for annotation in patient["annotations"]:

@@ -3,10 +3,11 @@
 Kaapana imports its own saved objects once, at platform install, through Dashboards' saved
 objects API with a system token (``services/meta/meta-init/docker/files/start.py``:
 ``POST $DASHBOARDS_URL/api/saved_objects/_import``, multipart ``file``, header ``osd-xsrf``).
-srcohort does the same from its install Job, for every project: the objects of
-``dashboards/srcohort.ndjson`` pointed at that project's patients index, their ids and titles
-carrying the project's name so that the projects' sets live side by side in
-``.opensearch_dashboards_1`` (which every project's members may read). The panels query with
+srcohort does the same from its install Job, for every project: the objects generated from the
+installed study (srcohort.dashboards: a panel per coded field, an attrition panel per saved
+cohort) pointed at that project's patients index, their ids and titles carrying the project's
+name so that the projects' sets live side by side in ``.opensearch_dashboards_1`` (which every
+project's members may read). The panels query with
 the viewer's token, so a member sees the numbers of their own project and an error elsewhere.
 Uninstalling deletes exactly these objects again.
 """
@@ -18,9 +19,10 @@ from typing import Any, Callable
 
 import requests
 
-from srcohort.dashboards import ndjson, saved_objects
+from srcohort.dashboards import ndjson, saved_object_list
 from srcohort.kaapana.errors import KaapanaError
 from srcohort.kaapana.pod import Pod, Project
+from srcohort.study.model import Study
 
 TIMEOUT_SECONDS = 120
 
@@ -30,9 +32,11 @@ def dashboards_url(pod: Pod) -> str:
             or f"http://os-dashboards-service.{pod.services_namespace}.svc:5601/meta").rstrip("/")
 
 
-def project_objects(project: Project, patients_index: str) -> list[dict[str, Any]]:
-    """The saved objects of ``project``: ids suffixed ``-<project>``, references alike."""
-    objects = [json.loads(line) for line in saved_objects(patients_index).splitlines()]
+def project_objects(project: Project, patients_index: str, study: Study
+                    ) -> list[dict[str, Any]]:
+    """The saved objects of ``study`` for ``project``: ids suffixed ``-<project>``, references
+    alike."""
+    objects = saved_object_list(study, patients_index)
     suffix = f"-{project.name}"
     for obj in objects:
         obj["id"] += suffix

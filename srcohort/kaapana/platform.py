@@ -7,6 +7,7 @@ from functools import cached_property
 
 from opensearchpy import OpenSearch
 
+from srcohort.audit.actor import Actor
 from srcohort.index.mapping import DEFAULT_PREFIX
 from srcohort.kaapana.auth import TokenSource
 from srcohort.kaapana.bucket import ProjectBucket
@@ -52,3 +53,14 @@ class Platform:
     def site(self) -> str:
         """This instance's name in srcohort's ``site`` field and in federated tables."""
         return self.pod.get("INSTANCE_NAME") or DEFAULT_SITE
+
+    @cached_property
+    def actor(self) -> Actor:
+        """Who a step acts for in the audit log and the release ledger: the user who started
+        the workflow (the backend puts it into ``workflow_form.username``), else the platform
+        user the pod logs in as; and the run, ``<dag id>/<run id>``."""
+        pod = self.pod
+        user = pod.setting("username") or pod.get("KAAPANA_PROJECT_USER_NAME") or "system"
+        return Actor.of_run({"username": user},
+                            pod.require("DAG_ID", "set by KaapanaBaseOperator"),
+                            pod.require("RUN_ID", "set by KaapanaBaseOperator"))

@@ -11,19 +11,25 @@ of every member's token (keycloak/docker/rights-token-mapper). Kaapana ships the
 srcohort mirrors that for its own two indices per project, ``<prefix><project>-series`` and
 ``<prefix><project>-patients``: roles ``srcohort_<claim>_<project name>`` with AII's cluster
 permissions and index actions, plus the few srcohort needs besides (``SRCOHORT_ACTIONS``),
-mapped to the same backend roles. A member's token therefore reaches its own project's srcohort
-indices and no other's; Kaapana's ``project_*`` indices, their template and AII's roles are
-never touched. Roles name indices exactly (no wildcard), so project ``a`` cannot reach the
-indices of project ``a-b``.
+mapped to the same backend roles. The project's audit log (``<prefix><project>-audit``) and
+release ledger (``...-release-ledger``, srcohort.federated.ledger) are append-only logs: the
+roles may read them, create them and add entries (``LOG_APPEND``), never update or delete one;
+every member may append to the audit log, since a count must leave its entry, and only a
+project admin to the ledger, since only a release writes it. A member's token therefore reaches
+its own project's srcohort indices and no other's; Kaapana's ``project_*`` indices, their
+template and AII's roles are never touched. Roles name indices exactly (no wildcard), so
+project ``a`` cannot reach the indices of project ``a-b``.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from opensearchpy import OpenSearch
 
+from srcohort.audit.log import AUDIT_INDEX
+from srcohort.federated.ledger import LEDGER_INDEX
+from srcohort.index import mapping
 from srcohort.index.mapping import DEFAULT_PREFIX
 from srcohort.index.opensearch import ensure_indices, index_names
 from srcohort.kaapana.errors import KaapanaError
@@ -34,7 +40,6 @@ log = get_logger(__name__)
 
 # Kaapana's index template (services/meta/meta-init/docker/files/start.py) covers project_*.
 KAAPANA_INDEX_PATTERN = "project_"
-PREFIX = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 # AII's payload per opensearch claim (get_payload_for_claim_and_index): cluster permissions
 # and the actions on the project's index.
 AII_PERMISSIONS: dict[str, tuple[list[str], list[str]]] = {
@@ -50,14 +55,23 @@ SRCOHORT_ACTIONS: dict[str, list[str]] = {
     "admin_project": ["indices:admin/get", "indices:admin/refresh*",
                       "indices:admin/settings/update", "indices:monitor/settings/get"],
 }
+# An append-only log (srcohort.audit.chain): read it, create it with its mapping, add entries
+# (op_type=create; one document goes through the bulk action, which the cluster must allow).
+WRITE_BULK = "indices:data/write/bulk"
+LOG_APPEND = ["read", "indices:admin/create", "indices:data/write/index", f"{WRITE_BULK}*"]
+# Which logs each claim may append to; the other it may only read.
+APPENDS: dict[str, tuple[str, ...]] = {"read_project": (AUDIT_INDEX,),
+                                      "admin_project": (AUDIT_INDEX, LEDGER_INDEX)}
 
 
 def check_prefix(prefix: str) -> str:
-    """The install-time index prefix, if it cannot reach Kaapana's indices or template."""
-    if not PREFIX.match(prefix):
-        raise KaapanaError(f"index prefix {prefix!r}: lowercase letters, digits, '.', '_' or '-'"
-                           f", starting with a letter or digit")
-    if prefix.startswith(KAAPANA_INDEX_PATTERN) or prefix.startswith("project"):
+    """The install-time index prefix: a valid one (srcohort.index.mapping.check_prefix) that
+    cannot reach Kaapana's indices or template."""
+    try:
+        mapping.check_prefix(prefix)
+    except ValueError as exc:
+        raise KaapanaError(str(exc)) from None
+    if prefix.startswith("project"):
         raise KaapanaError(f"index prefix {prefix!r} would fall under Kaapana's index template "
                            f"{KAAPANA_INDEX_PATTERN}*")
     return prefix
@@ -73,6 +87,12 @@ def project_indices(project: Project, prefix: str = DEFAULT_PREFIX) -> tuple[str
     return index_names(project_prefix(project, prefix))
 
 
+def project_logs(project: Project, prefix: str = DEFAULT_PREFIX) -> tuple[str, str]:
+    """``(audit log, release ledger)`` of ``project``."""
+    start = project_prefix(project, prefix)
+    return f"{start}{AUDIT_INDEX}", f"{start}{LEDGER_INDEX}"
+
+
 def role_name(claim: str, project: Project) -> str:
     return f"srcohort_{claim}_{project.name}"
 
@@ -84,15 +104,21 @@ def backend_role(claim: str, project: Project) -> str:
 
 def role_body(claim: str, project: Project, prefix: str = DEFAULT_PREFIX) -> dict[str, Any]:
     """The security plugin role for ``claim`` on ``project``'s srcohort indices, shaped as AII
-    writes its project roles."""
+    writes its project roles, with the project's logs (append-only) beside them."""
     cluster, actions = AII_PERMISSIONS[claim]
+    start = project_prefix(project, prefix)
+    appended = [f"{start}{log}" for log in APPENDS[claim]]
+    read_only = [name for name in project_logs(project, prefix) if name not in appended]
+    logs = [{"index_patterns": appended, "allowed_actions": LOG_APPEND}]
+    if read_only:
+        logs.append({"index_patterns": read_only, "allowed_actions": ["read"]})
     return {
-        "cluster_permissions": [*cluster, *SRCOHORT_CLUSTER],
+        "cluster_permissions": [*cluster, *SRCOHORT_CLUSTER, WRITE_BULK],
         "index_permissions": [{
             "index_patterns": list(project_indices(project, prefix)),
             "dls": "", "fls": [], "masked_fields": [],
             "allowed_actions": [*actions, *SRCOHORT_ACTIONS[claim]],
-        }],
+        }, *({"dls": "", "fls": [], "masked_fields": [], **permission} for permission in logs)],
         "tenant_permissions": [],
     }
 

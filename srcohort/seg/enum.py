@@ -31,7 +31,8 @@ class Structure(Enum):
     AORTIC_VALVE = (ANATOMICAL_STRUCTURE, dicom_codes.SCT.AorticValve)
     AORTIC_ROOT = (ANATOMICAL_STRUCTURE, dicom_codes.SCT.AorticRoot)
     ASCENDING_AORTA = (ANATOMICAL_STRUCTURE, dicom_codes.SCT.AscendingAorta)
-    MEMBRANOUS_SEPTUM = (ANATOMICAL_STRUCTURE, codes.MEMBRANOUS_SEPTUM)
+    MEMBRANOUS_SEPTUM = (ANATOMICAL_STRUCTURE, codes.private(
+        "MEMBRANOUS_SEPTUM", "Membranous part of interventricular septum"))
     CALCIFICATION = (MORPHOLOGICALLY_ABNORMAL_STRUCTURE, dicom_codes.SCT.PathologicCalcification)
 
     @property

@@ -31,10 +31,12 @@ CONTENT_LABEL = "CARDIAC"
 
 def build_segmentation(label_map_path: Path, label_table: labelmaps.LabelTable,
                        ct_headers: Sequence[Dataset], *, series_instance_uid: str,
-                       sop_instance_uid: str, institution: str = "") -> hd.seg.Segmentation:
-    """The SEG of ``label_map_path`` on ``ct_headers`` (pixel data not needed), or LabelMapError."""
+                       sop_instance_uid: str, institution: str = ""
+                       ) -> tuple[hd.seg.Segmentation, int]:
+    """The SEG of ``label_map_path`` on ``ct_headers`` (pixel data not needed), or LabelMapError,
+    and the number of labelled slices it lacks because their CT slice is missing."""
     label_map = labelmaps.read_label_map(label_map_path)
-    headers, frames = frames_on_ct(label_map, ct_headers)
+    headers, frames, dropped = frames_on_ct(label_map, ct_headers)
     values = [int(v) for v in np.unique(frames) if v]
     unknown = [v for v in values if v not in label_table.structures]
     if unknown:
@@ -61,7 +63,7 @@ def build_segmentation(label_map_path: Path, label_table: labelmaps.LabelTable,
     _name_dimension_organization(seg, derived_uid(sop_instance_uid, "dimension-organization"))
     if any(structure.is_private for structure in structures):
         seg.CodingSchemeIdentificationSequence = [codes.private_scheme_item()]
-    return seg
+    return seg, dropped
 
 
 def _name_dimension_organization(seg: Dataset, uid: str) -> None:

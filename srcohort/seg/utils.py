@@ -28,25 +28,52 @@ AXES = ("column", "row", "slice")  # CT voxel index (i, j, k): along a row, down
 
 @dataclass(frozen=True)
 class CTGrid:
-    """The CT's slices in order along the slice normal and their voxel grid in LPS."""
+    """The CT's slices in order along the slice normal and their voxel grid in LPS.
+
+    A series may lack slices (a broken file set aside at conversion): the grid then still spans
+    every slice position from the first to the last, and ``present`` says at which grid
+    positions the slices in ``headers`` lie.
+    """
 
     headers: list[Dataset]
     affine: np.ndarray             # (i, j, k) -> LPS mm
     shape: tuple[int, int, int]    # (columns, rows, slices)
+    present: tuple[int, ...]       # grid slice index of each header
 
 
-def frames_on_ct(label_map: labelmaps.LabelMap,
-                 ct_headers: Sequence[Dataset]) -> tuple[list[Dataset], np.ndarray]:
-    """The CT slices in grid order and the labels as ``(slice, row, column)`` frames for them."""
+def frames_on_ct(label_map: labelmaps.LabelMap, ct_headers: Sequence[Dataset]
+                 ) -> tuple[list[Dataset], np.ndarray, int]:
+    """The CT slices in grid order, the labels as ``(slice, row, column)`` frames for them,
+    and how many labelled slices of the label map have no CT slice (a slice the conversion set
+    aside): those frames cannot be written, the rest of the label map is."""
     try:
-        grid = ct_grid(ct_headers)
-        return grid.headers, reorient(label_map, grid).transpose(2, 1, 0)
+        grid = ct_grid(ct_headers, step=_slice_spacing(label_map, ct_headers))
+        frames = reorient(label_map, grid).transpose(2, 1, 0)
     except labelmaps.LabelMapError as exc:
         raise labelmaps.LabelMapError(f"{label_map.path}: {exc}") from None
+    missing = sorted(set(range(grid.shape[2])) - set(grid.present))
+    dropped = sum(bool(frames[k].any()) for k in missing)
+    return grid.headers, frames[list(grid.present)], dropped
 
 
-def ct_grid(headers: Sequence[Dataset]) -> CTGrid:
-    """The voxel grid of a single-frame CT series (at least two parallel, evenly spaced slices)."""
+def _slice_spacing(label_map: labelmaps.LabelMap, headers: Sequence[Dataset]) -> float | None:
+    """The label map's voxel size along the CT's slice normal: where slices are missing from
+    the CT, the label map (made on the complete series) still tells the slice step."""
+    try:
+        orientation = np.asarray(headers[0].ImageOrientationPatient, dtype=float)
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return None
+    normal = np.cross(orientation[:3], orientation[3:])
+    return float(np.abs(label_map.affine[:3, :3].T @ normal).max())
+
+
+def ct_grid(headers: Sequence[Dataset], step: float | None = None) -> CTGrid:
+    """The voxel grid of a single-frame CT series (at least two parallel, evenly spaced slices).
+
+    Slices may be missing: gaps that are whole multiples of the step are the positions of
+    missing slices. The step is the smallest gap, or ``step`` (mm) when every gap is a whole
+    multiple of it (two slices left of four cannot tell their own step).
+    """
     series = {str(h.get("SeriesInstanceUID", "")) for h in headers}
     if len(series) != 1 or len(headers) < 2:
         raise labelmaps.LabelMapError(f"want the slices of one CT series (at least two), got "
@@ -61,11 +88,16 @@ def ct_grid(headers: Sequence[Dataset]) -> CTGrid:
     normal = np.cross(row_dir, col_dir)
     ordered = sorted(headers, key=lambda h: float(np.dot(h.ImagePositionPatient, normal)))
     positions = np.array([h.ImagePositionPatient for h in ordered], dtype=float)
-    step = (positions[-1] - positions[0]) / (len(ordered) - 1)
-    if np.linalg.norm(step) <= POSITION_TOLERANCE_MM:
+    gaps = np.linalg.norm(np.diff(positions, axis=0), axis=1)
+    if gaps.min() <= POSITION_TOLERANCE_MM:
         raise labelmaps.LabelMapError("CT slices share one position")
-    off = np.linalg.norm(positions - (positions[0] + np.outer(np.arange(len(ordered)), step)),
-                         axis=1)
+    spacing = float(gaps.min())                      # the series' own step; missing slices
+    if step and step > POSITION_TOLERANCE_MM and np.all(    # leave gaps of whole steps
+            np.abs(gaps / step - np.rint(gaps / step)) * step <= POSITION_TOLERANCE_MM):
+        spacing = step
+    index = np.concatenate([[0], np.cumsum(np.rint(gaps / spacing))]).astype(int)
+    step = (positions[-1] - positions[0]) / index[-1]
+    off = np.linalg.norm(positions - (positions[0] + np.outer(index, step)), axis=1)
     if off.max() > POSITION_TOLERANCE_MM:
         raise labelmaps.LabelMapError(
             f"CT slice positions are not evenly spaced (slice {int(off.argmax())} is "
@@ -74,7 +106,8 @@ def ct_grid(headers: Sequence[Dataset]) -> CTGrid:
     affine = np.eye(4)
     affine[:3, :] = np.column_stack([row_dir * column_spacing, col_dir * row_spacing, step,
                                      positions[0]])
-    return CTGrid(ordered, affine, (int(first.Columns), int(first.Rows), len(ordered)))
+    return CTGrid(ordered, affine, (int(first.Columns), int(first.Rows), int(index[-1]) + 1),
+                  tuple(int(i) for i in index))
 
 
 def _require_slice_geometry(header: Dataset) -> None:

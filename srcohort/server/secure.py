@@ -73,15 +73,23 @@ ROLE_MAPPING = {"all_access": "admin", "srcohort_writer": WRITER, "srcohort_read
 # The least srcohort needs: scans clear their scroll, a cluster-level action no ``*_ops_ro``
 # action group grants.
 CLEAR_SCROLL = "indices:data/read/scroll/clear"
+# Whoever may count or list must also leave an entry in the audit log (<prefix>audit): readers
+# may create that index and add documents to it, and write nothing else. (A single document
+# goes through the bulk action, which the cluster must allow; the index patterns still decide
+# where.)
+WRITE_BULK = "indices:data/write/bulk"
+AUDIT_APPEND = {"index_patterns": [f"{DEFAULT_PREFIX}*audit"],
+                "allowed_actions": ["indices:admin/create", "indices:data/write/index",
+                                    f"{WRITE_BULK}*"]}
 ROLES = {
     "srcohort_writer": {
         "cluster_permissions": ["cluster_composite_ops", "cluster_monitor", CLEAR_SCROLL],
         "index_permissions": [{"index_patterns": [f"{DEFAULT_PREFIX}*"],
                                "allowed_actions": ["indices_all"]}]},
     "srcohort_reader": {
-        "cluster_permissions": ["cluster_composite_ops_ro", CLEAR_SCROLL],
+        "cluster_permissions": ["cluster_composite_ops_ro", CLEAR_SCROLL, WRITE_BULK],
         "index_permissions": [{"index_patterns": [f"{DEFAULT_PREFIX}*"],
-                               "allowed_actions": ["read"]}]},
+                               "allowed_actions": ["read"]}, AUDIT_APPEND]},
 }
 
 

@@ -31,7 +31,6 @@ from pydicom.sr.coding import Code
 from pydicom.tag import Tag
 from pydicom.valuerep import DA, DS
 
-from srcohort import codes
 
 Item = hd.sr.ContentItem | None
 T = TypeVar("T", bound=Dataset | DataElementSequence)
@@ -248,8 +247,3 @@ def set_value(ds: Dataset, keyword: str, value: Any) -> None:
 def content_items(item: Dataset) -> list[hd.sr.ContentItem]:
     """The items of ``item``'s Content Sequence, for walks over many trees."""
     return item[_CONTENT_SEQUENCE].value
-
-
-def yes_no(flag: bool | None) -> Code | None:
-    """Presence of a finding as the SNOMED CT Yes/No answer the index filters on."""
-    return None if flag is None else (codes.YES if flag else codes.NO)

@@ -1,41 +1,27 @@
-"""SR templates described as data (``sr_templates/*.yaml``) and checks of SRs against them.
+"""SR template profiles: how SRs of a template are recognised and which of their paths are
+filterable, read from the study's declarations (``srcohort.study``) and the standard templates.
 
 A profile lists a template's content tree: concept, value type, allowed coded answers and
-which paths are filterable. Declaring it once per template (not in code) is what lets a site
-add a template, or widen what is searchable, by editing YAML.
+which paths are filterable. Declaring it once per template (as data, not code) is what lets a
+study add a template, or widen what is searchable, by editing YAML.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-import yaml
 from pydicom.dataset import Dataset
 
 from srcohort.codes import concept_key
+from srcohort.study.load import active_study_name, load_study, standard_templates, walk_nodes
+from srcohort.study.model import Node, Study, Template
 
-TEMPLATES_DIR = Path(os.environ.get("SRCOHORT_TEMPLATES",
-                                    Path(__file__).resolve().parents[2] / "sr_templates"))
 Path_ = tuple[str, ...]
 # A node is identified by its concept path and value type: TID 2002 allows a TEXT and a CODE
 # statement with the same concept name side by side (Findings > Finding as text and as code).
 NodeKey = tuple[Path_, str]
-
-
-@dataclass(frozen=True)
-class Node:
-    path: Path_
-    value_type: str
-    values: tuple[str, ...]
-    filter: str | None
-    required: bool
-    anchor: str | None = None        # a DATE that names a patient-level event (e.g. "tavi")
-    field: str | None = None         # name under which the value is filterable per annotation
-    unit: str | None = None          # UCUM unit of a NUM (what exports record beside the value)
 
 
 @dataclass(frozen=True)
@@ -45,6 +31,11 @@ class Profile:
     template_id: str | None
     root: str | None
     nodes: dict[NodeKey, Node]
+
+    @classmethod
+    def of(cls, template: Template) -> Profile:
+        return cls(template.template, template.name, template.template_id, template.root,
+                   {(node.path, node.value_type): node for node in walk_nodes(template)})
 
     def matches(self, ds: Dataset) -> bool:
         """Recognise an SR by its template identifier, else by its root concept."""
@@ -75,37 +66,24 @@ class Profile:
         return {node.anchor: node.path[-1] for node in self.nodes.values() if node.anchor}
 
 
-def load_profiles(folder: Path = TEMPLATES_DIR) -> list[Profile]:
-    return [_profile(path) for path in sorted(folder.glob("*.yaml"))]
+def study_profiles(study: Study) -> tuple[Profile, ...]:
+    """The profiles of a study's templates and of the standard templates."""
+    return tuple(Profile.of(t) for t in (*study.templates, *standard_templates()))
+
+
+def default_profiles(study: str = "") -> tuple[Profile, ...]:
+    """The profiles of ``study`` (default: the active one, ``srcohort.study.load_study``),
+    made once per process (indexing asks for them per SR)."""
+    return _profiles(study or active_study_name())
 
 
 @functools.lru_cache(maxsize=8)
-def default_profiles(folder: Path = TEMPLATES_DIR) -> tuple[Profile, ...]:
-    """The installed profiles, read once per process (indexing asks for them per SR)."""
-    return tuple(load_profiles(folder))
+def _profiles(study: str) -> tuple[Profile, ...]:
+    return study_profiles(load_study(study))
 
 
 def profile_for(ds: Dataset, profiles: Iterable[Profile]) -> Profile | None:
     return next((p for p in profiles if p.matches(ds)), None)
-
-
-def _profile(path: Path) -> Profile:
-    raw = yaml.safe_load(path.read_text("utf-8"))
-    nodes: dict[NodeKey, Node] = {}
-
-    def walk(items: list[dict[str, Any]], parent: Path_) -> None:
-        for item in items:
-            here = parent + (str(item["concept"]),)
-            nodes[(here, str(item["value_type"]))] = Node(here, str(item["value_type"]),
-                               tuple(str(v) for v in item.get("values", [])),
-                               item.get("filter"), bool(item.get("required", False)),
-                               item.get("anchor"), item.get("field"), item.get("unit"))
-            walk(item.get("children", []), here)
-
-    walk(raw.get("content", []), ())
-    identify = raw.get("identify", {})
-    return Profile(str(raw["template"]), str(raw.get("name", "")), identify.get("template_id"),
-                   identify.get("root"), nodes)
 
 
 def walk_items(ds: Dataset) -> Iterator[tuple[Path_, Dataset]]:

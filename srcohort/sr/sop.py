@@ -71,7 +71,7 @@ _EVIDENCE: Prototypes[tuple, Dataset] = Prototypes(size=16)
 _EQUIPMENT: Prototypes[tuple, Dataset] = Prototypes(size=64)
 
 
-class _SrcohortSR:
+class SrcohortSR:
     """Mixin: build the SR with srcohort's attributes, then finish it (evidence, codes); the
     first instance of a class with highdicom's constructor, later ones from its ``_Shell``."""
 
@@ -113,11 +113,11 @@ class _SrcohortSR:
         return self.__dict__["_content"]
 
 
-class SrcohortComprehensiveSR(_SrcohortSR, hd.sr.ComprehensiveSR):
+class SrcohortComprehensiveSR(SrcohortSR, hd.sr.ComprehensiveSR):
     """Comprehensive SR: text, codes, numbers, dates and 2D coordinates."""
 
 
-class SrcohortComprehensive3DSR(_SrcohortSR, hd.sr.Comprehensive3DSR):
+class SrcohortComprehensive3DSR(SrcohortSR, hd.sr.Comprehensive3DSR):
     """Comprehensive 3D SR, needed for SCOORD3D (landmarks in the CT's frame of reference)."""
 
 

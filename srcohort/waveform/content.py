@@ -16,8 +16,8 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.valuerep import format_number_as_ds
 
-from srcohort.codes import ECG_MEASUREMENTS
-from srcohort.sources.ecg.model import MEASUREMENT_UNITS, EcgFormatError, EcgRecording
+from srcohort.sources.ecg.model import (MEASUREMENT_UNITS, MEASUREMENTS, EcgFormatError,
+                                        EcgRecording)
 from srcohort.sources.ecg.utils import STATEMENTS
 from srcohort.waveform.enum import LEAD_CODES, MICROVOLT, UNIT_CODES, UNSPECIFIED_LEAD
 
@@ -109,7 +109,7 @@ def annotations(recording: EcgRecording) -> list[Dataset]:
             raise EcgFormatError(f"measurement {name} of patient {recording.patient_id!r} is "
                                  f"{value}, not a number")
         item = Dataset()
-        item.ConceptNameCodeSequence = [hd.sr.CodedConcept.from_code(ECG_MEASUREMENTS[name])]
+        item.ConceptNameCodeSequence = [hd.sr.CodedConcept.from_code(MEASUREMENTS[name].concept)]
         item.NumericValue = _ds(value)
         item.MeasurementUnitsCodeSequence = [
             hd.sr.CodedConcept.from_code(UNIT_CODES[MEASUREMENT_UNITS[name]])]

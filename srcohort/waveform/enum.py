@@ -2,7 +2,7 @@
 
 Lead codes come from CID 3001 "ECG Leads" as pydicom ships it (MDC, e.g. ``2:1`` "Lead I"), so
 a viewer that knows the context group labels every channel. Measurement concepts are the ECG
-report's (``srcohort.codes.ECG_MEASUREMENTS``), so waveform annotations and SR say the same;
+report's (``srcohort.sources.ecg.model.MEASUREMENTS``), so waveform annotations and SR say the same;
 units are UCUM. The limits are PS3.3 A.34.3.4 (12-lead ECG) and A.34.4.4 (General ECG).
 """
 

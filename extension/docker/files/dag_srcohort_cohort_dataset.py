@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from kaapana.blueprints.kaapana_global_variables import SERVICES_NAMESPACE
 
-from srcohort_workflow.forms import COHORT_DESCRIPTION, cleaner, field, srcohort_dag
+from srcohort_workflow.forms import cleaner, cohort_field, field, srcohort_dag, study_field
 from srcohort_workflow.SrcohortOperator import SrcohortOperator
 
 dag = srcohort_dag("srcohort-cohort-to-dataset", {
     "data_form": {},
     "workflow_form": {"type": "object", "properties": {
-        "cohort": field("Cohort", COHORT_DESCRIPTION, default="tavi-self-expanding",
-                        required=True),
+        "cohort": cohort_field(),
+        "study": study_field(),
         "dataset": field("Dataset name", "Name of the Kaapana dataset to write (default: the "
                          "cohort's name); an existing dataset of that name is replaced."),
     }},

@@ -14,7 +14,7 @@ from __future__ import annotations
 from kaapana.blueprints.kaapana_global_variables import SERVICES_NAMESPACE
 from kaapana.operators.GetInputOperator import GetInputOperator
 
-from srcohort_workflow.forms import COHORT_DESCRIPTION, cleaner, field, srcohort_dag
+from srcohort_workflow.forms import cleaner, cohort_field, field, srcohort_dag, study_field
 from srcohort_workflow.SrcohortOperator import SrcohortOperator
 
 EXPORT_FIELDS = {
@@ -23,6 +23,7 @@ EXPORT_FIELDS = {
                            choices=("unified", "dicom", "both")),
     "split": field("Train/val/test split", "Fractions, e.g. 70/15/15; each patient's split "
                    "is stable across re-exports.", default="70/15/15"),
+    "study": study_field(),
 }
 
 dag = srcohort_dag("srcohort-export", {
@@ -36,8 +37,7 @@ scope >> get_input >> export >> cleaner(dag)
 cohort_dag = srcohort_dag("srcohort-export-cohort", {
     "data_form": {},
     "workflow_form": {"type": "object", "properties": {
-        "cohort": field("Cohort", COHORT_DESCRIPTION, default="tavi-self-expanding",
-                        required=True),
+        "cohort": cohort_field(),
         **EXPORT_FIELDS,
     }},
 })

@@ -1,4 +1,5 @@
-"""Kaapana workflows ``srcohort-federated-site`` and ``srcohort-federated-count``.
+"""Kaapana workflows ``srcohort-federated-site``, ``srcohort-federated-count`` and
+``srcohort-federated-decide``.
 
 Built on Kaapana's federated framework, the way advanced-collect-metadata-federated is
 (data-processing/processing-pipelines/advanced_collect_metadata_federated): the central Airflow
@@ -9,14 +10,17 @@ the site DAG at every registered instance through the backend and combines what 
 The site step allows federated learning and shares only ``.json`` files
 (``whitelist_federated_learning``): its folder holds the site's aggregate and nothing else.
 Federated runs run in the services namespace (HelperFederated sets it for them); the site
-reads the srcohort indices of the project of the same name as the central's.
+reads the srcohort indices of the project of the same name as the central's, and releases
+through that project's release ledger. Where the project requires approval, the site's release
+waits: srcohort-federated-decide, started at the site by a second person, approves or rejects
+it (without a release number it lists the ledger), and the next federated run ships it.
 """
 
 from __future__ import annotations
 
 from kaapana.blueprints.kaapana_global_variables import SERVICES_NAMESPACE
 
-from srcohort_workflow.forms import COHORT_DESCRIPTION, cleaner, field, srcohort_dag
+from srcohort_workflow.forms import cleaner, cohort_field, field, srcohort_dag, study_field
 from srcohort_workflow.SrcohortOperator import SrcohortOperator
 
 SITE_DAG = "srcohort-federated-site"
@@ -25,8 +29,8 @@ SITE_STEP = "srcohort-federated-site"
 site_dag = srcohort_dag(SITE_DAG, {
     "data_form": {},
     "workflow_form": {"type": "object", "properties": {
-        "cohort": field("Cohort", COHORT_DESCRIPTION, default="tavi-self-expanding",
-                        required=True),
+        "cohort": cohort_field(),
+        "study": study_field(),
         "k": field("Smallest published count (k)", "Counts below k are suppressed in what "
                    "leaves the site; never below the installed threshold.", default="5"),
     }},
@@ -52,3 +56,20 @@ count_dag = srcohort_dag("srcohort-federated-count", {
 central = SrcohortOperator(dag=count_dag, step="federated-central",
                            namespace=SERVICES_NAMESPACE)
 central >> cleaner(count_dag)
+
+decide_dag = srcohort_dag("srcohort-federated-decide", {
+    "data_form": {},
+    "workflow_form": {"type": "object", "properties": {
+        "release": field("Release number", "A release of this project's ledger that waits for "
+                         "approval; empty: list the releases (in the step's log) and change "
+                         "nothing."),
+        "decision": field("Decision", "Approve: the next federated run of the cohort ships it. "
+                          "Reject: it never leaves. Whoever asked for the release cannot "
+                          "approve it.", default="approve", choices=("approve", "reject")),
+        "reason": field("Reason", "Why (kept in the ledger with the decision)."),
+    }},
+})
+decide_scope = SrcohortOperator(dag=decide_dag, step="project-scope",
+                                namespace=SERVICES_NAMESPACE)
+decide = SrcohortOperator(dag=decide_dag, step="federated-decide")
+decide_scope >> decide >> cleaner(decide_dag)

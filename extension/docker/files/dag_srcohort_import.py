@@ -17,7 +17,7 @@ from kaapana.blueprints.json_schema_templates import schema_upload_form
 from kaapana.blueprints.kaapana_global_variables import SERVICES_NAMESPACE
 from kaapana.operators.LocalVolumeMountOperator import LocalVolumeMountOperator
 
-from srcohort_workflow.forms import cleaner, field, srcohort_dag
+from srcohort_workflow.forms import cleaner, field, srcohort_dag, study_field
 from srcohort_workflow.SrcohortOperator import SrcohortOperator
 
 UPLOADS = "/kaapana/app/uploads"
@@ -31,6 +31,7 @@ dag = srcohort_dag("srcohort-import", {
         "delete_original_file": field("Delete the zip from Data Upload after the import?",
                                       "The converted objects stay in the PACS.",
                                       default=True, kind="boolean"),
+        "study": study_field(),
     }},
 }, tags=("import",))
 

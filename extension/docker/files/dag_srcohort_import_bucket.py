@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from kaapana.blueprints.kaapana_global_variables import SERVICES_NAMESPACE
 
-from srcohort_workflow.forms import cleaner, field, srcohort_dag
+from srcohort_workflow.forms import cleaner, field, srcohort_dag, study_field
 from srcohort_workflow.SrcohortOperator import SrcohortOperator
 
 dag = srcohort_dag("srcohort-import-from-bucket", {
@@ -21,6 +21,7 @@ dag = srcohort_dag("srcohort-import-from-bucket", {
                                "separate them by commas).", required=True),
         "dataset": field("Dataset name", "Kaapana dataset the converted objects are filed "
                          "under (at most 13 characters).", default="srcohort", required=True),
+        "study": study_field(),
     }},
 })
 

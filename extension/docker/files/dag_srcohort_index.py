@@ -13,11 +13,11 @@ from __future__ import annotations
 from kaapana.blueprints.kaapana_global_variables import SERVICES_NAMESPACE
 from kaapana.operators.GetInputOperator import GetInputOperator
 
-from srcohort_workflow.forms import cleaner, srcohort_dag
+from srcohort_workflow.forms import cleaner, srcohort_dag, study_field
 from srcohort_workflow.SrcohortOperator import SrcohortOperator
 
 dag = srcohort_dag("srcohort-index", {
-    "workflow_form": {"type": "object", "properties": {}},
+    "workflow_form": {"type": "object", "properties": {"study": study_field()}},
 })
 
 scope = SrcohortOperator(dag=dag, step="project-scope", namespace=SERVICES_NAMESPACE)

@@ -32,3 +32,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 {{- $prefix -}}
 {{- end -}}
+
+{{- define "srcohort.study" -}}
+{{- $p := .Values.extension_params.study -}}
+{{- $study := .Values.global.study | default $p.default | toString -}}
+{{- if and $study (not (regexMatch "^[A-Za-z0-9][A-Za-z0-9._/-]*$" $study)) -}}
+{{- fail "study must name a shipped study or a folder in the srcohort image" -}}
+{{- end -}}
+{{- $study -}}
+{{- end -}}

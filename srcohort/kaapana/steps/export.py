@@ -6,8 +6,10 @@ its patients, srcohort.kaapana.cohorts.dataset_cohort) or, without one,
 made one, else by WADO-RS from the PACS (srcohort.kaapana.files). The export itself is
 srcohort's (srcohort.export.run: the unified training layout and/or de-identified DICOM,
 verified for PHI); it goes zipped to ``srcohort/exports/<run id>/<name>.zip`` of the project
-bucket, with its summary beside it. Runs in the project's namespace with the project user's
-token, so it reads only the project's own indices.
+bucket, with its summary beside it. The count and the export are entered in the project's
+audit log, as the user who started the workflow; the card of a unified export cites that
+entry. Runs in the project's namespace with the project user's token, so it reads only the
+project's own indices.
 
 The pseudonymisation secret comes from ``$SRCOHORT_SECRET`` (the operators map it from the
 project namespace's Secret ``srcohort-pseudonym``), never from the run conf.
@@ -20,7 +22,7 @@ import re
 import shutil
 from typing import Any
 
-from srcohort.cohort.run import count_patients
+from srcohort.audit.audited import count_patients
 from srcohort.export.run import OUTPUT_FORMATS, export_formats
 from srcohort.export.split import SplitFractions
 from srcohort.export.training import TrainingSettings
@@ -58,10 +60,11 @@ def run(platform: Platform) -> dict[str, Any]:
     locate = PacsFiles(platform.dicomweb, pod.out_dir / "pacs", local)
     prefix = platform.prefix(project)
     out = pod.out_dir / "export"
-    counts = count_patients(platform.opensearch, cohort, prefix=prefix)
+    counts = count_patients(platform.opensearch, cohort, prefix=prefix, actor=platform.actor)
     summary = export_formats(platform.opensearch, cohort, out, output_format=output_format,
                              prefix=prefix, secret=secret.encode("utf-8"),
-                             settings=TrainingSettings(split=split), locate=locate)
+                             settings=TrainingSettings(split=split), locate=locate,
+                             actor=platform.actor)
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", cohort.name)
     shutil.make_archive(str(pod.out_dir / name), "zip", out)
     key = f"{FOLDER}/exports/{pod.require('RUN_ID', 'set by KaapanaBaseOperator')}"

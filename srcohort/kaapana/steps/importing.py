@@ -33,6 +33,7 @@ from srcohort.kaapana.platform import Platform
 from srcohort.logs import get_logger
 from srcohort.parallel import cpu_budget
 from srcohort.sources.mapping import MappingError
+from srcohort.study.load import StudyError
 
 log = get_logger(__name__)
 
@@ -96,7 +97,7 @@ def _import(platform: Platform, upload: Path, bucket: ProjectBucket, prefix: str
     converted = work / "converted"
     try:
         report = convert_site(site_dir, converted, workers=cpu_budget())
-    except MappingError as exc:
+    except (MappingError, StudyError) as exc:
         result.update(status="refused", reason=str(exc))
         _put_json(bucket, work / "import.json", f"{prefix}/import.json", result)
         return result

@@ -14,7 +14,7 @@ Input: GetInputOperator's layout, ``$WORKFLOW_DIR/batch/<SeriesInstanceUID>/$OPE
   whose system user also sets up a project's indices and roles when they are missing.
 
 The documents keep the series' UIDs and DICOMweb address, not the run folder's paths, which
-Kaapana cleans up after the run.
+Kaapana cleans up after the run. Each project's run is entered in its audit log.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 
 import pydicom
 
-from srcohort.index.indexer import index_directory
+from srcohort.audit.audited import index_directory
 from srcohort.kaapana import aii
 from srcohort.kaapana.errors import KaapanaError
 from srcohort.kaapana.pacs import PREFIX
@@ -53,7 +53,7 @@ def run(platform: Platform) -> dict[str, Any]:
     for project, members in sorted(groups.items(), key=lambda item: item[0].name):
         staging = _stage(pod.out_dir / "series" / project.name, members)
         stats = index_directory(platform.opensearch, staging, site=platform.site,
-                                prefix=platform.prefix(project),
+                                prefix=platform.prefix(project), actor=platform.actor,
                                 pacs=platform.dicomweb.base_url)
         results.append({"project": project.name, "series": stats.series,
                         "patients": stats.patients, "unreadable": stats.errors})

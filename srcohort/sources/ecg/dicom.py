@@ -1,10 +1,15 @@
 """DICOM ECG waveforms (12-lead, General, Ambulatory ECG) -> ``EcgRecording``.
 
+The one reading of DICOM ECG waveforms: the converter reads sites' files with it and the
+training export reads the waveforms srcohort wrote with it (``export.ecg_arrays``).
+
 Samples come from pydicom's ``waveform_array``, which applies Channel Sensitivity, its
-correction factor and Channel Baseline. Of several multiplex groups the first rhythm group is
-read (a median beat group is not a recording). Leads are named from their CID 3001 code (MDC
-``2:N`` or the older SCPECG ``5.6.3-9-N``, which share ``N``), else from Channel Label.
-Measurements and statements come from the Waveform Annotation Sequence, as carts write them.
+correction factor and Channel Baseline; a channel without sensitivity holds uncalibrated counts
+and is refused. Of several multiplex groups the one labelled RHYTHM is read, else the first
+that is not a median beat (a median beat group is not a recording). Leads are named from their
+CID 3001 code (MDC ``2:N`` or the older SCPECG ``5.6.3-9-N``, which share ``N``), else from
+Channel Label (``Lead II``, ``v1``: case and a ``Lead`` prefix aside). Measurements and
+statements come from the Waveform Annotation Sequence, as carts write them.
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ from pydicom.uid import (AmbulatoryECGWaveformStorage, GeneralECGWaveformStorage
                          TwelveLeadECGWaveformStorage)
 from pydicom.valuerep import DA, DT, TM
 
-from srcohort.codes import ECG_MEASUREMENTS
-from srcohort.sources.ecg.model import MEASUREMENT_UNITS, EcgFormatError, EcgRecording
+from srcohort.sources.ecg.model import (MEASUREMENT_UNITS, MEASUREMENTS, EcgFormatError,
+                                        EcgRecording)
 from srcohort.sources.ecg.utils import MICROVOLTS, build, findings_in
 from srcohort.waveform.enum import LEAD_CODES
 
@@ -32,9 +37,11 @@ ECG_SOP_CLASSES = {TwelveLeadECGWaveformStorage: "12-lead ECG",
 MEDIAN_GROUP_WORDS = ("MEDIAN", "REPRESENTATIVE", "AVERAGE")
 _LEAD_BY_NUMBER = {code.value.split(":")[1]: name for name, code in LEAD_CODES.items()}
 _SCPECG_LEAD_PREFIX = "5.6.3-9-"
+_STANDARD_BY_LOWER = {name.lower(): name for name in LEAD_CODES}
 # Annotation concept -> measurement: srcohort's codes, and the SCPECG codes carts still write.
 _MEASUREMENT_BY_CODE = {
-    **{(code.scheme_designator, code.value): name for name, code in ECG_MEASUREMENTS.items()},
+    **{(term.concept.scheme_designator, term.concept.value): name
+       for name, term in MEASUREMENTS.items()},
     ("SCPECG", "5.10.2.1-3"): "rr_interval", ("SCPECG", "5.13.5-7"): "pr_interval",
     ("SCPECG", "5.13.5-9"): "qrs_duration", ("SCPECG", "5.13.5-11"): "qt_interval",
     ("SCPECG", "5.10.2.5-5"): "qtc_interval", ("SCPECG", "5.10.3-11"): "p_axis",
@@ -98,8 +105,10 @@ def _recording(ds: Dataset, path: Path) -> EcgRecording:
 
 def _rhythm_group(ds: Dataset, path: Path) -> int:
     groups = ds.get("WaveformSequence") or []
-    for index, group in enumerate(groups):
-        label = str(group.get("MultiplexGroupLabel", "")).upper()
+    labels = [str(group.get("MultiplexGroupLabel", "")).strip().upper() for group in groups]
+    if "RHYTHM" in labels:
+        return labels.index("RHYTHM")
+    for index, label in enumerate(labels):
         if not any(word in label for word in MEDIAN_GROUP_WORDS):
             return index
     raise EcgFormatError(f"{path}: no rhythm multiplex group in the Waveform Sequence "
@@ -134,8 +143,12 @@ def _lead_name(item: Dataset, channel: int) -> str:
     value = str(source.get("CodeValue", ""))
     number = value[len(_SCPECG_LEAD_PREFIX):] if value.startswith(_SCPECG_LEAD_PREFIX) \
         else value.partition(":")[2] if value.startswith("2:") else ""
-    return _LEAD_BY_NUMBER.get(number) or str(item.get("ChannelLabel", "")).strip() \
-        or f"channel {channel + 1}"
+    if number in _LEAD_BY_NUMBER:
+        return _LEAD_BY_NUMBER[number]
+    label = str(item.get("ChannelLabel", "")).strip()
+    if label.lower().startswith("lead "):
+        label = label[len("lead "):].strip()
+    return _STANDARD_BY_LOWER.get(label.lower(), label) or f"channel {channel + 1}"
 
 
 def _channel_microvolts(item: Dataset, channel: int, path: Path) -> float:
@@ -144,6 +157,9 @@ def _channel_microvolts(item: Dataset, channel: int, path: Path) -> float:
     if unit not in MICROVOLTS:
         raise EcgFormatError(f"{path}: channel {channel + 1} is in {unit or 'no unit'}, "
                              "not a voltage")
+    if "ChannelSensitivity" not in item:
+        raise EcgFormatError(f"{path}: channel {channel + 1} has no Channel Sensitivity: "
+                             "uncalibrated counts, not volts")
     return MICROVOLTS[unit]
 
 

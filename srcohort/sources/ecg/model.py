@@ -12,18 +12,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from srcohort.study.load import template_vocabulary
+from srcohort.study.model import Term
+
 # The standard 12 leads in the order DICOM 12-lead ECG objects list them.
 STANDARD_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 
-# Global measurements a report may carry, canonical name -> unit (UCUM).
-MEASUREMENT_UNITS = {
-    "heart_rate": "/min", "rr_interval": "ms", "pr_interval": "ms", "qrs_duration": "ms",
-    "qt_interval": "ms", "qtc_interval": "ms", "p_axis": "deg", "qrs_axis": "deg",
-    "t_axis": "deg",
-}
-
-# Coded findings a report may carry (canonical name; codes in srcohort.codes).
-FINDINGS = ("LBBB", "RBBB", "AF", "AV_BLOCK_1", "SINUS_RHYTHM", "LVH")
+# What an ECG report may carry, as the ECG report template declares it (the one place:
+# srcohort/templates/tid3700-ecg-report.yaml): global measurements by canonical name, with
+# their code and UCUM unit, and coded findings by canonical name.
+MEASUREMENTS: dict[str, Term] = template_vocabulary("3700", "ecg_measurement").terms
+MEASUREMENT_UNITS: dict[str, str] = {name: str(term.attributes["unit"])
+                                     for name, term in MEASUREMENTS.items()}
+FINDING_TERMS: dict[str, Term] = template_vocabulary("3700", "ecg_finding").terms
+FINDINGS: tuple[str, ...] = tuple(FINDING_TERMS)
 
 
 class EcgFormatError(ValueError):

@@ -17,16 +17,15 @@ from typing import Any, Callable, Iterable
 import numpy as np
 from ecgdatakit import ChecksumWarning, ECGDataKitError, ECGRecord, Lead, Parser
 
-from srcohort import codes
 from srcohort.logs import get_logger
-from srcohort.sources.ecg.model import EcgFormatError, EcgRecording
+from srcohort.sources.ecg.model import FINDING_TERMS, EcgFormatError, EcgRecording
 
 log = get_logger(__name__)
 
 MICROVOLTS = {"uV": 1.0, "mV": 1000.0, "V": 1e6, "nV": 1e-3}   # voltage unit -> µV
 
 # Wording of each finding where srcohort writes statements: the meaning of its code.
-STATEMENTS = {name: code.meaning for name, code in codes.ECG_FINDINGS.items()}
+STATEMENTS = {name: term.meaning for name, term in FINDING_TERMS.items()}
 # How carts word them (English, German, Italian); an incomplete bundle branch block is not one.
 _NOT_INCOMPLETE = r"(?<!incomplete )(?<!inkompletter )(?<!incompleto )"
 _FINDING_PATTERNS = {

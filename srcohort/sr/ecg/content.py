@@ -22,10 +22,9 @@ from pydicom.sr.coding import Code
 from pydicom.uid import (AmbulatoryECGWaveformStorage, GeneralECGWaveformStorage,
                          TwelveLeadECGWaveformStorage)
 
-from srcohort import codes
 from srcohort.sources.ecg.model import MEASUREMENT_UNITS, EcgRecording
 from srcohort.sr import items
-from srcohort.sr.ecg.enum import EcgFinding
+from srcohort.sr.ecg import enum as codes
 
 TEMPLATE_ID = "3700"
 ECG_WAVEFORM_CLASSES = frozenset({TwelveLeadECGWaveformStorage, GeneralECGWaveformStorage,
@@ -37,7 +36,7 @@ class EcgReport(Template):
 
     def __init__(self, recording: EcgRecording, waveform: Dataset) -> None:
         _check(recording, waveform)
-        findings = [EcgFinding(name).code for name in dict.fromkeys(recording.findings)]
+        findings = [codes.FINDINGS[name] for name in dict.fromkeys(recording.findings)]
         root = hd.sr.ContainerContentItem(name=codes.ECG_REPORT, template_id=TEMPLATE_ID)
         content = [
             *hd.sr.LanguageOfContentItemAndDescendants(                           # TID 1204
@@ -50,7 +49,7 @@ class EcgReport(Template):
                     relationship_type=Rel.CONTAINS)]),
             items.section(codes.QUANTITATIVE_ANALYSIS, [                          # TID 3713
                 items.section(codes.ECG_GLOBAL_MEASUREMENTS, [
-                    items.num(codes.ECG_MEASUREMENTS[name], recording.measurements.get(name), unit)
+                    items.num(codes.MEASUREMENT_CODES[name], recording.measurements.get(name), unit)
                     for name, unit in MEASUREMENT_UNITS.items()])]),
             items.section(codes.PATIENT_CHARACTERISTICS,                          # TID 3704
                           _characteristics(recording, waveform)),

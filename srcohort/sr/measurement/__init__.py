@@ -1,6 +1,6 @@
-"""TAVI planning landmarks and measurements as TID 1500 Measurement Reports."""
+"""TID 1500 Measurement Reports a study declares, written with highdicom's classes."""
 
-from srcohort.sr.measurement.content import Landmark, PlanningMeasurement, TaviPlanningReport
-from srcohort.sr.measurement.sop import PlanningMeasurementReport
+from srcohort.sr.measurement.content import (DeclaredMeasurementReport, Group, measurement_report,
+                                             report_groups)
 
-__all__ = ["Landmark", "PlanningMeasurement", "PlanningMeasurementReport", "TaviPlanningReport"]
+__all__ = ["DeclaredMeasurementReport", "Group", "measurement_report", "report_groups"]

@@ -15,8 +15,26 @@ import pendulum
 from airflow.models import DAG
 from kaapana.operators.LocalWorkflowCleanerOperator import LocalWorkflowCleanerOperator
 
-COHORT_DESCRIPTION = ("Name of a saved cohort (e.g. tavi-self-expanding) or a whole cohort "
-                      "definition as YAML text (docs/cohorts.md).")
+from srcohort_workflow.settings import installed
+
+INSTALLED = installed()
+
+
+def cohort_field() -> dict[str, Any]:
+    """The cohort to run: a saved cohort of the study, or a whole definition pasted as YAML.
+    Offers the installed study's saved cohorts, the first as default."""
+    saved = [str(name) for name in INSTALLED.get("cohorts") or []]
+    return field("Cohort", "Name of a saved cohort of the study"
+                 + (f" ({', '.join(saved)})" if saved else "")
+                 + " or a whole cohort definition as YAML text (docs/cohorts.md).",
+                 default=saved[0] if saved else None, required=True)
+
+
+def study_field() -> dict[str, Any]:
+    """The study the run uses; default: the one installed with the extension."""
+    return field("Study", "The study whose declarations convert, index, count and export "
+                 "(a study shipped in srcohort's image, docs/studies.md); empty: the installed "
+                 "one.", default=str(INSTALLED.get("study") or "") or None)
 
 
 def field(title: str, description: str, *, default: Any = None, required: bool = False,

@@ -23,5 +23,6 @@ STEP_RESOURCES: dict[str, dict[str, int]] = {
     "export": {"ram_mem_mb": 4000, "ram_mem_mb_lmt": 8000, "cpu_millicores": 2000},
     "federated-site": {"ram_mem_mb": 500, "ram_mem_mb_lmt": 1000, "cpu_millicores": 500},
     "federated-central": {"ram_mem_mb": 500, "ram_mem_mb_lmt": 1000, "cpu_millicores": 500},
+    "federated-decide": {"ram_mem_mb": 300, "ram_mem_mb_lmt": 600, "cpu_millicores": 200},
     "install": {"ram_mem_mb": 300, "ram_mem_mb_lmt": 600, "cpu_millicores": 200},
 }
