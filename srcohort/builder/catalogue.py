@@ -15,7 +15,7 @@ from opensearchpy import OpenSearch
 
 from srcohort.cohort.definition import ATTRIBUTE_KINDS, known_events
 from srcohort.index.mapping import SUMMARY_ATTRIBUTES, field_suffix
-from srcohort.sr.profiles import default_profiles
+from srcohort.sr.profiles import Profile, default_profiles
 from srcohort.study.load import load_study
 from srcohort.units import equivalent_ranges
 
@@ -39,6 +39,12 @@ def attribute_kind(name: str) -> str:
     return ATTRIBUTE_KINDS.get(field_suffix(name), "keyword")
 
 
+def identify(profile: Profile) -> Json:
+    """How a cohort names the SRs of a profile: ``template`` is the SR's TemplateIdentifier,
+    so a profile without one (a custom template) is named by its root concept, ``title``."""
+    return {"template": profile.template_id} if profile.template_id else {"title": profile.root}
+
+
 def study_catalogue() -> Json:
     """The active study's templates, fields (with terms, units), label, events and meanings."""
     study = load_study()
@@ -46,7 +52,8 @@ def study_catalogue() -> Json:
     templates, fields = [], []
     for profile in default_profiles():
         templates.append({"template": profile.template, "name": profile.name,
-                          "template_id": profile.template_id, "root": profile.root})
+                          "template_id": profile.template_id, "root": profile.root,
+                          "identify": identify(profile)})
         for node in profile.nodes.values():
             if node.meaning:
                 meanings.setdefault(node.concept, node.meaning)
@@ -55,7 +62,8 @@ def study_catalogue() -> Json:
             if node.field and node.value_type in FILTERABLE_FIELD_TYPES:
                 fields.append({
                     "field": node.field, "template": profile.template,
-                    "template_name": profile.name, "concept": node.concept,
+                    "template_name": profile.name, "identify": identify(profile),
+                    "concept": node.concept,
                     "meaning": node.meaning, "value_type": node.value_type, "unit": node.unit,
                     "units": convertible_units(node.unit),
                     "terms": [{"name": name, "code": code, "meaning": meaning}
@@ -66,14 +74,17 @@ def study_catalogue() -> Json:
         for term in vocabulary.terms.values():
             meanings.setdefault(term.code, term.meaning)
     label = study.label
+    labelled = next((p for p in default_profiles() if label and p.template == label.template),
+                    None)
     return {
         "study": {"name": study.name, "title": study.title},
         "templates": templates, "fields": fields, "kinds": list(KINDS),
         "algorithm_types": list(ALGORITHM_TYPES), "events": list(known_events()),
         "attributes": [{"name": name, "keyword": name.split(" ", 1)[1].rsplit("_", 1)[0],
                         "kind": attribute_kind(name)} for name in SUMMARY_ATTRIBUTES],
-        "label": None if label is None else {
-            "template": label.template, "field": label.field, "positive": label.positive,
+        "label": None if label is None or labelled is None else {
+            "template": label.template, "identify": identify(labelled),
+            "field": label.field, "positive": label.positive,
             "negative": label.negative, "name": label.name or label.field},
         "meanings": meanings,
     }

@@ -102,7 +102,7 @@ def parse_distributions(result: Json, catalogue: Json) -> list[Json]:
                                 for bar in _bars(
                                     b["key"], terms.get(b["key"], meanings.get(b["key"], b["key"])),
                                     _per_site(b["patients"]["sites"]["buckets"]),
-                                    {"annotation": {"template": field["template"],
+                                    {"annotation": {**field["identify"],
                                                     "fields": {field["field"]: b["key"]}}})]})
     panels.append({"id": "segments", "title": "Patients by segment type", "bars": [
         bar for b in aggs["annotations"]["segments"]["types"]["buckets"]
@@ -119,7 +119,7 @@ def parse_distributions(result: Json, catalogue: Json) -> list[Json]:
         bars = []
         for name, code in (("yes", label["positive"]), ("no", label["negative"])):
             bars += _bars(name, f"{label['name']}: {name}", answers[name],
-                          {"annotation": {"template": label["template"],
+                          {"annotation": {**label["identify"],
                                           "fields": {label["field"]: code}}})
         bars += _bars("unknown", f"{label['name']}: unknown", unknown, {})
         panels.append({"id": "label", "title": f"Label balance ({label['name']})", "bars": bars})

@@ -278,12 +278,22 @@ function windowAndCount(card, obj) {
 }
 
 // -- annotation cards ---------------------------------------------------------------------------
-function fieldsOf(template) {
-  return S.catalogue.fields.filter((f) => !template || f.template === template);
+// The study's templates an annotation card names: by TemplateIdentifier ("template") or, for
+// templates without one, by the SR's root concept ("title").
+function profileOf(a) {
+  return S.catalogue.templates.find((t) => (a.template !== undefined
+    ? t.template_id === String(a.template) : a.title !== undefined && !t.template_id &&
+      t.root === a.title));
 }
 
-function fieldSpec(name, template) {
-  return fieldsOf(template).find((f) => f.field === name) ||
+function fieldsOf(a) {
+  const profile = profileOf(a);
+  if (profile) return S.catalogue.fields.filter((f) => f.template === profile.template);
+  return a.template !== undefined || a.title !== undefined ? [] : S.catalogue.fields;
+}
+
+function fieldSpec(name, a) {
+  return fieldsOf(a).find((f) => f.field === name) ||
          S.catalogue.fields.find((f) => f.field === name);
 }
 
@@ -292,13 +302,16 @@ function annotationCard(a) {
   const index = S.catalogue.index;
   const templates = S.catalogue.templates.map((t) => [t.template,
     `${t.name}${t.template_id ? ` (TID ${t.template_id})` : ""}`]);
+  const profile = profileOf(a);
   card.append(el("div", { class: "row" },
     el("span", { class: "what" }, "kind"),
     select("kind", S.catalogue.kinds.map((k) => [k, k]), asList(a.kind)[0], (v) => {
       setValues(a, "kind", v ? [v] : []); changed(true); }, "SR or SEG"),
     el("span", { class: "what" }, "template"),
-    select("template", templates, a.template, (v) => {
-      if (v) a.template = v; else delete a.template; changed(true); }, "any"),
+    select("template", templates, profile ? profile.template : a.template, (v) => {
+      delete a.template; delete a.title;
+      if (v) Object.assign(a, S.catalogue.templates.find((t) => t.template === v).identify);
+      changed(true); }, "any"),
     el("span", { class: "what" }, "title"),
     select("title", index.titles.map((t) => [t.code, coded(t.code)]), a.title, (v) => {
       if (v) a.title = v; else delete a.title; changed(true); }, "any")));
@@ -309,7 +322,7 @@ function annotationCard(a) {
   asList(a.dates).forEach((d, i) => card.append(dateRow(a, d, i)));
   asList(a.segments).forEach((s, i) => card.append(segmentRow(a, s, i)));
   windowAndCount(card, a);
-  const fields = fieldsOf(a.template).filter((f) => !(a.fields && f.field in a.fields))
+  const fields = fieldsOf(a).filter((f) => !(a.fields && f.field in a.fields))
     .map((f) => [`field:${f.template}:${f.field}`,
                  `${f.field.replaceAll("_", " ")} (${f.template_name})`]);
   card.append(el("div", { class: "row" }, select("add-condition", [
@@ -319,8 +332,8 @@ function annotationCard(a) {
   "", (choice) => {
     if (choice.startsWith("field:")) {
       const [, template, name] = choice.split(":");
-      const spec = fieldSpec(name, template);
-      if (!a.template) a.template = template;     // the card says which SRs it means
+      const spec = S.catalogue.fields.find((f) => f.template === template && f.field === name);
+      if (!profileOf(a)) Object.assign(a, spec.identify);   // the card says which SRs it means
       a.fields = { ...(a.fields || {}), [name]: spec.value_type === "CODE" ? [] : {} };
     } else if (["segments", "codes", "numbers", "texts", "dates"].includes(choice)) {
       if (choice === "segments" && !a.kind) a.kind = "SEG";
@@ -332,7 +345,7 @@ function annotationCard(a) {
 }
 
 function fieldRow(a, name) {
-  const spec = fieldSpec(name, a.template);
+  const spec = fieldSpec(name, a);
   const remove = () => { delete a.fields[name]; if (!Object.keys(a.fields).length) delete a.fields; };
   const label = spec ? `${name.replaceAll("_", " ")}` : name;
   if (!spec || spec.value_type === "CODE") {
@@ -450,9 +463,9 @@ function describe(expr) {
         : `${keyword} ${asList(value).join("/")}`);
     }
   } else {
-    const template = S.catalogue.templates.find((t) => t.template === x.template);
+    const template = profileOf(x);
     parts.push(template ? template.name : asList(x.kind).join("/") || "SR or SEG");
-    if (x.title) parts.push(meaning(x.title));
+    if (x.title && !(template && !template.template_id)) parts.push(meaning(x.title));
     for (const [name, value] of Object.entries(x.fields || {})) {
       parts.push(typeof value === "object" && !Array.isArray(value)
         ? `${name} ${value.min ?? "…"}..${value.max ?? "…"}${value.unit ? ` ${value.unit}` : ""}`
