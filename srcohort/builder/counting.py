@@ -1,12 +1,14 @@
 """Live counts of a cohort: per site, and criterion by criterion (the attrition funnel).
 
-One OpenSearch request answers both. Step k of the funnel is the cohort made of the first k
-criteria of the definition's top-level ``all`` (a definition of any other shape is one
-criterion), compiled by ``compile_expr`` exactly as ``srcohort cohort count`` compiles a
-definition; the last step is the definition itself, so its count is the CLI's count. The steps
-are the filters of one ``filters`` aggregation with a ``terms`` on ``site`` below, rather than
-one request per step: the node evaluates the criteria once per request, and the page gets every
-number of a change in one round trip (benchmarks/builder.py measures both).
+One OpenSearch request answers both. The criteria are the children of the definition's
+top-level ``all`` (a definition of any other shape is one criterion), each compiled by
+``compile_expr`` exactly as ``srcohort cohort count`` compiles it inside the definition's
+``bool.filter``. Step k is a ``filter`` aggregation on criterion k nested inside step k-1, so
+its bucket holds the patients meeting the first k criteria, the same set as the CLI's query of
+those k criteria; the last step is the definition itself. Nesting evaluates each criterion once
+per request (a ``filters`` aggregation with one cumulative query per step evaluates the first
+one k times), and the page gets every number of a change in one round trip;
+benchmarks/builder.py measures the three ways and checks they agree.
 """
 
 from __future__ import annotations
@@ -29,12 +31,10 @@ def criteria(cohort: Cohort) -> list[Expr]:
     return list(expr.children) if isinstance(expr, BoolExpr) and expr.op == "all" else [expr]
 
 
-def step_queries(cohort: Cohort) -> list[Body]:
-    """The compiled query of each funnel step; the last is ``compile_expr(cohort.patients)``."""
-    steps = criteria(cohort)
-    if len(steps) == 1:
-        return [compile_expr(cohort.patients)]
-    return [compile_expr(BoolExpr("all", tuple(steps[:k]))) for k in range(1, len(steps) + 1)]
+def criterion_queries(cohort: Cohort) -> list[Body]:
+    """The compiled query of each criterion: the parts of the CLI's compiled definition."""
+    query = compile_expr(cohort.patients)
+    return list(query["bool"]["filter"]) if len(criteria(cohort)) > 1 else [query]
 
 
 def sites_agg() -> Body:
@@ -42,11 +42,14 @@ def sites_agg() -> Body:
 
 
 def funnel_body(cohort: Cohort) -> Body:
-    """Everyone in scope (the hits) and each step's patients, in total and per site."""
-    return {"size": 0, "track_total_hits": True, "query": {"match_all": {}},
-            "aggs": {"sites": sites_agg(),
-                     "steps": {"filters": {"filters": step_queries(cohort)},
-                               "aggs": {"sites": sites_agg()}}}}
+    """Everyone in scope (the hits), then each step nested in the one before, per site."""
+    aggs: Body = {"sites": sites_agg()}
+    innermost = aggs
+    for query in criterion_queries(cohort):
+        step: Body = {"filter": query, "aggs": {"sites": sites_agg()}}
+        innermost["step"] = step
+        innermost = step["aggs"]
+    return {"size": 0, "track_total_hits": True, "query": {"match_all": {}}, "aggs": aggs}
 
 
 @dataclass(frozen=True)
@@ -84,8 +87,11 @@ def parse_funnel(result: dict[str, Any]) -> Counts:
     aggs = result["aggregations"]
     names = [b["key"] for b in aggs["sites"]["buckets"]]
     everyone = Step(result["hits"]["total"]["value"], _sites(aggs["sites"]["buckets"], names))
-    steps = [Step(b["doc_count"], _sites(b["sites"]["buckets"], names))
-             for b in aggs["steps"]["buckets"]]
+    steps = []
+    bucket = aggs.get("step")
+    while bucket is not None:
+        steps.append(Step(bucket["doc_count"], _sites(bucket["sites"]["buckets"], names)))
+        bucket = bucket.get("step")
     return Counts(everyone, steps)
 
 
