@@ -583,16 +583,19 @@ function drawPanels(answer) {
   box.replaceChildren();
   for (const panel of answer.panels) {
     if (!panel.bars.length) continue;
-    const values = panel.bars.map((b) => ({ ...b, label: b.condition && Object.keys(b.condition).length
-      ? (b.value === b.meaning ? meaning(b.value) : b.meaning) : b.meaning }));
+    // One row per value and site, not aggregated, so a clicked bar still holds its condition.
+    const totals = {};
+    for (const b of panel.bars) totals[b.value] = (totals[b.value] || 0) + b.patients;
+    const values = panel.bars.map((b) => ({ ...b, total: totals[b.value],
+      label: b.value === b.meaning ? meaning(b.value) : b.meaning }));
     const spec = {
       $schema: "https://vega.github.io/schema/vega-lite/v5.json",
       title: panel.title, width: 320, data: { values },
       mark: { type: "bar", cursor: "pointer", tooltip: true },
       encoding: {
-        y: { field: "label", type: "nominal", title: null, sort: "-x",
-             axis: { labelLimit: 220 } },
-        x: { aggregate: "sum", field: "patients", type: "quantitative", title: "patients" },
+        y: { field: "label", type: "nominal", title: null,
+             sort: { field: "total", op: "max", order: "descending" }, axis: { labelLimit: 220 } },
+        x: { field: "patients", type: "quantitative", title: "patients", stack: "zero" },
         color: { field: "site", type: "nominal", title: "site" },
         tooltip: [{ field: "label" }, { field: "site" }, { field: "patients" }],
       },
