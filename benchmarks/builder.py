@@ -11,10 +11,15 @@ per step), the way the funnel would be counted without the builder; and as one r
 ``filters`` aggregation holds each step's whole compiled query (the first criterion evaluated
 five times, the second four, ...), the way srcohort's dashboards draw a funnel. All must give the
 same numbers, or the run fails. The shard request cache is off, so every request runs.
+With ``--browser``, the page itself is timed too, in Debian's headless chromium: the SR card's
+diameter bound is typed in and the page's own clock runs from the change event to the counts
+and funnel drawn (the distribution panels are asked for after that); the next bound is typed
+once the page has drawn everything, panels included.
 
     .venv/bin/python benchmarks/builder.py                      # builds the index: ~5-10 min
     .venv/bin/python benchmarks/builder.py --limit 100000       # whole patients up to 100k series
     .venv/bin/python benchmarks/builder.py --url http://127.0.0.1:9200 --keep   # reuse an index
+    .venv/bin/python benchmarks/builder.py --url ... --keep --browser          # and the page
 """
 
 from __future__ import annotations
@@ -150,7 +155,8 @@ def _quantiles(values: list[float]) -> tuple[float, float]:
     return statistics.median(values), statistics.quantiles(values, n=20)[18]
 
 
-def measure(client: OpenSearch, prefix: str, repeat: int) -> dict[str, Any]:
+def measure(client: OpenSearch, prefix: str, repeat: int, browser: bool = False
+            ) -> dict[str, Any]:
     """p50/p95 of the builder's count request and of the separate requests, same edits."""
     client.indices.put_settings(index=",".join(index_names(prefix)),
                                 body={"index": {"requests.cache.enable": False}})
@@ -179,10 +185,43 @@ def measure(client: OpenSearch, prefix: str, repeat: int) -> dict[str, Any]:
                     raise AssertionError(f"edit {i}: {way} counted {answer}, the builder "
                                          f"{answers[i]}")
         sites = len(page.count(edits[0])["everyone"]["sites"])
+        if browser:
+            times["page"] = browser_timings(server, edits, repeat)
         return {"times": times, "answers": answers, "sites": sites}
     finally:
         server.shutdown()
         server.server_close()
+
+
+def browser_timings(server: BuilderServer, edits: list[dict[str, Any]], repeat: int
+                    ) -> list[float]:
+    """The page's own change -> counts drawn, in ms, for ``repeat`` typed diameter bounds."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.browser import chromium
+
+    def counted(n: int):
+        """Counts of the n-th change drawn, and its panels: the page is idle, as a person
+        finds it before the next change."""
+        return lambda d: d.execute_script("return window.builderTimings.length") >= n and \
+            d.execute_script("return document.body.dataset.panels == S.seq")
+
+    with chromium() as driver:
+        wait = WebDriverWait(driver, 120)
+        driver.get(server.url)
+        wait.until(lambda d: d.execute_script("return document.body.dataset.ready") == "yes")
+        driver.execute_script("applyYaml(arguments[0])", json.dumps(edits[0]))
+        wait.until(counted(1))
+        diameters = itertools.cycle(DIAMETERS[1:] + DIAMETERS[:1])
+        for run, diameter in zip(range(1, repeat + 1), diameters):
+            bound = driver.find_element(By.CSS_SELECTOR, "[data-role=number] [data-role=min]")
+            bound.send_keys(Keys.CONTROL, "a")          # replaced, not cleared: one change
+            bound.send_keys(str(diameter), Keys.TAB)
+            wait.until(counted(run + 1))
+        return driver.execute_script("return window.builderTimings")[1:]
 
 
 def _builder(counts: dict[str, Any]) -> dict[str, Any]:
@@ -190,7 +229,8 @@ def _builder(counts: dict[str, Any]) -> dict[str, Any]:
             "sites": {s: n for s, n in counts["cohort"]["sites"].items() if n}}
 
 
-LABELS = {"builder": "builder: one POST /api/count (funnel + sites)",
+LABELS = {"page": "the page in chromium: change -> counts drawn",
+          "builder": "builder: one POST /api/count (funnel + sites)",
           "separate": "baseline: 6 separate count_patients requests",
           "cumulative": "baseline: one request, cumulative step filters"}
 
@@ -205,6 +245,8 @@ def print_report(result: dict[str, Any]) -> None:
     print(f"{'':48} {'p50 ms':>8} {'p95 ms':>8} {'p95 / builder':>13}")
     b95 = _quantiles(times["builder"])[1]
     for way, label in LABELS.items():
+        if way not in times:
+            continue
         p50, p95 = _quantiles(times[way])
         print(f"{label:48} {p50:>8.1f} {p95:>8.1f} {p95 / b95:>13.2f}")
     print("every count equal in all three ways (funnel steps and cohort per site)")
@@ -218,6 +260,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=60, help="timed edits (60)")
     parser.add_argument("--heap-mb", type=int, default=4096)
+    parser.add_argument("--browser", action="store_true",
+                        help="also time the page in headless chromium (tests/browser.py)")
     parser.add_argument("--keep", action="store_true",
                         help="keep (and reuse, when present) the index instead of deleting it")
     args = parser.parse_args()
@@ -232,7 +276,7 @@ def main() -> None:
             for name in index_names(args.prefix):
                 client.indices.delete(index=name, ignore_unavailable=True)
             build_index(client, args.prefix, args.limit, args.seed)
-        print_report(measure(client, args.prefix, args.repeat))
+        print_report(measure(client, args.prefix, args.repeat, args.browser))
         if not args.keep:
             for name in index_names(args.prefix):
                 client.indices.delete(index=name, ignore_unavailable=True)

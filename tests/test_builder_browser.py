@@ -58,7 +58,7 @@ class Page:
     def type_into(self, css: str, text: str, within=None) -> None:
         from selenium.webdriver.common.keys import Keys
         field = self.find(css, within)
-        field.clear()
+        field.send_keys(Keys.CONTROL, "a")         # replace the text: one change event
         field.send_keys(text, Keys.TAB)
 
     def counted(self) -> str:

@@ -515,8 +515,6 @@ async function count() {
   }
   status("counting…", "counting");
   const body = { definition: definition() };
-  // Counts are drawn as soon as they come; the (heavier) panels follow on their own.
-  const panels = api("distributions", body).catch((e) => ({ error: e.message }));
   try {
     const answer = await api("count", body);
     if (seq !== S.seq) return;
@@ -528,8 +526,12 @@ async function count() {
     const node = document.getElementById("status");
     node.dataset.digest = answer.digest;
     status(`counted · version ${answer.digest.slice(0, 12)}`, "ok");
-    const drawn = await panels;
-    if (seq === S.seq) drawPanels(drawn);
+    // The (heavier) panels are asked for once the counts are drawn, so they never slow them.
+    const panels = await api("distributions", body).catch((e) => ({ error: e.message }));
+    if (seq === S.seq) {
+      drawPanels(panels);
+      document.body.dataset.panels = String(seq);    // everything of this change is drawn
+    }
   } catch (error) {
     if (seq !== S.seq) return;
     status(error.message, "error");
