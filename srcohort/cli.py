@@ -227,7 +227,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     deployment = standalone(_client(args), sites,
                             actions=standalone_actions(secret.encode("utf-8") if secret else None),
                             cohorts_dir=args.cohorts, out_dir=args.out)
-    server = BuilderServer(BuilderApp(deployment), args.host, args.port)
+    server = BuilderServer(BuilderApp(deployment), args.host, args.port,
+                           host_names=tuple(args.host_name))
     print(f"cohort builder on {server.url} (sites: {', '.join(sites.prefixes)}); Ctrl-C stops it",
           flush=True)
     try:
@@ -397,6 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: %(default)s, this machine only)")
     p.add_argument("--port", type=int, default=8765, help="port (default: %(default)s)")
+    p.add_argument("--host-name", action="append", default=[],
+                   help="a name users reach the server by, when it listens beyond this machine "
+                        "(repeatable; other Host headers are refused)")
     p.add_argument("--site", default="local",
                    help="the site's name with --prefix, as actions name it (default: %(default)s)")
     p.add_argument("--sites", default="",

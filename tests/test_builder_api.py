@@ -275,3 +275,17 @@ def test_http_guards(builder_server) -> None:
         status = request("GET", path, {})
         assert status == (404 if path.startswith("/vendor") and builder_server.vega is None
                           else 200), path
+
+
+def test_host_names_extend_the_accepted_hosts_and_any_host_accepts_all(builder_server) -> None:
+    from srcohort.builder.server import BuilderServer
+    named = BuilderServer(builder_server.app, "127.0.0.1", 0, host_names=("cohorts.example",))
+    behind_proxy = BuilderServer(builder_server.app, "127.0.0.1", 0, any_host=True)
+    try:
+        port = named.server_address[1]
+        assert named.allowed_hosts == {f"{name}:{port}" for name in
+                                       ("127.0.0.1", "localhost", "cohorts.example")}
+        assert behind_proxy.allowed_hosts is None
+    finally:
+        named.server_close()
+        behind_proxy.server_close()

@@ -24,7 +24,7 @@ from srcohort.builder.deployment import Deployment, Headers, Sites
 from srcohort.builder.distributions import distributions
 from srcohort.builder.saved import SavedCohorts, record
 from srcohort.builder.snapshot import count_changes, data_changes, snapshot
-from srcohort.cohort.definition import CohortError, load_cohort
+from srcohort.cohort.definition import load_cohort
 from srcohort.cohort.model import Cohort
 from srcohort.cohort.run import list_patients
 from srcohort.logs import get_logger
@@ -209,5 +209,3 @@ class BuilderApp:
                                        "digest": cohort.digest})
         return {"action": name, "digest": cohort.digest, "result": json_safe(result)}
 
-
-__all__ = ["BuilderApp", "CohortError", "RequestError", "json_safe", "to_yaml"]

@@ -75,19 +75,20 @@ def _error_status(exc: Exception) -> tuple[HTTPStatus, str]:
 
 
 class BuilderServer(ThreadingHTTPServer):
-    """One app, served; ``allowed_hosts`` are the ``Host`` values accepted (None: any, for a
-    deployment behind a reverse proxy that checks them)."""
+    """One app, served. Accepted ``Host`` names: the bound address, localhost and 127.0.0.1,
+    and ``host_names`` (how users reach a server bound to all interfaces), each with the port;
+    ``any_host`` accepts every name, for a deployment behind a reverse proxy that checks them."""
 
     daemon_threads = True
 
-    def __init__(self, app: BuilderApp, host: str, port: int,
-                 allowed_hosts: set[str] | None = None) -> None:
+    def __init__(self, app: BuilderApp, host: str, port: int, *, host_names: tuple[str, ...] = (),
+                 any_host: bool = False) -> None:
         super().__init__((host, port), _Handler)
         self.app = app
         self.vega = vega_dir()
         bound = self.server_address[1]
-        self.allowed_hosts = allowed_hosts if allowed_hosts is not None else {
-            f"{name}:{bound}" for name in {host, "localhost", "127.0.0.1"}}
+        self.allowed_hosts = None if any_host else {
+            f"{name}:{bound}" for name in {host, "localhost", "127.0.0.1", *host_names}}
 
     @property
     def url(self) -> str:
