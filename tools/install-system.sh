@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages srcohort's tests and demo need: the independent DICOM judges (dcmtk's dsrdump,
-# dicom3tools' dciodvfy, PixelMed's DicomSRValidator) and a Java runtime for OpenSearch.
+# dicom3tools' dciodvfy, PixelMed's DicomSRValidator), a Java runtime for OpenSearch, and the
+# browser the cohort builder's tests drive headless (chromium with its chromedriver).
 set -euo pipefail
 need=()
 command -v dsrdump >/dev/null || need+=(dcmtk)
@@ -10,6 +11,8 @@ command -v dciodvfy >/dev/null || need+=(dicom3tools)
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need+=(maven)
 command -v go >/dev/null || need+=(golang-go)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 if [ ${#need[@]} -eq 0 ]; then
   echo "system packages: present"
   exit 0
