@@ -28,7 +28,7 @@ from scipy import ndimage
 
 from srcohort.export.ecg_arrays import LEADS, EcgArrayError, ecg_array
 from srcohort.export.volumes import (SLICE_TOLERANCE, Volume, VolumeError, canonical, ct_series,
-                                     ct_volume, nifti_bytes, seg_masks)
+                                     ct_volume, nifti_bytes, seg_mask_niftis, seg_masks)
 from srcohort.sources.ecg.model import EcgRecording
 from srcohort.sources.labelmaps import read_label_map, read_label_table
 from srcohort.sources.mapping import load_mapping
@@ -356,6 +356,30 @@ def test_ct_resampled_while_read_equals_the_resampled_volume(
     assert streamed.array.dtype == np.int16
     np.testing.assert_array_equal(streamed.array, np.rint(expected.array))
     np.testing.assert_allclose(streamed.affine, expected.affine, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["demo", "oblique", "pydicom CT5N"])
+@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (6.5, 3.0, 2.5), None])
+def test_ct_compressed_while_read_is_the_nifti_of_the_resampled_volume(
+        series: dict[str, list[Path]], name: str,
+        spacing: tuple[float, float, float] | None) -> None:
+    """Axial series are compressed slice by slice as they are resampled, others (the oblique
+    one) from the whole volume: either way the bytes of ``nifti_bytes``."""
+    ct = ct_series(series[name])
+    assert ct.nifti(spacing) == nifti_bytes(ct.resampled(spacing))
+
+
+@pytest.mark.parametrize("spacing", [(2.5, 3.0, 4.0), None])
+def test_masks_made_slice_by_slice_are_the_nifti_of_the_resampled_masks(
+        data: Converted, spacing: tuple[float, float, float] | None) -> None:
+    for seg_path, series_uid in data.seg_ct.items():
+        ct = ct_volume(data.ct[series_uid])
+        # the CT's own grid (frames lie in its slices) and the same voxels stored with the
+        # slices first (frames lie across its first axis: made from the whole mask)
+        for grid in (ct, _reindexed(ct, (2, 0, 1), ())):
+            expected = {key: nifti_bytes(canonical(mask, spacing=spacing, order=0))
+                        for key, mask in seg_masks([seg_path], grid).items()}
+            assert dict(seg_mask_niftis([seg_path], grid, spacing)) == expected
 
 
 def test_one_slice_beyond_int16_makes_the_whole_volume_float32(data: Converted,

@@ -41,8 +41,7 @@ from srcohort.export.selection import Sample, choose_sample, series_files
 from srcohort.export.split import SplitFractions, assign_split
 from srcohort.export.state import ExportState, json_bytes, write_atomic
 from srcohort.export.verify import Subject, verify_export
-from srcohort.export.volumes import (VolumeError, canonical, ct_series, iter_seg_masks,
-                                     nifti_bytes)
+from srcohort.export.volumes import VolumeError, ct_series, seg_mask_niftis
 from srcohort.index.mapping import DEFAULT_PREFIX
 from srcohort.index.opensearch import index_names
 from srcohort.logs import get_logger, progress
@@ -175,16 +174,15 @@ def _write_patient(out_dir: Path, patient: dict, alias: str, sample: Sample,
 
     if sample.ct:
         try:
+            # Read, resampled and compressed slice by slice: memory holds the compressed
+            # output, never a whole volume (docs/performance.md).
             series = ct_series([Path(f) for f in files[sample.ct]])
-            row["ct"] = put(f"ct/{alias}.nii.gz",
-                            nifti_bytes(series.resampled(settings.spacing)), "ct")
+            row["ct"] = put(f"ct/{alias}.nii.gz", series.nifti(settings.spacing), "ct")
             seg_paths = [Path(f) for uid in sample.segs for f in files[uid]]
             # The series' grid carries its frame of reference: the SEGs' is checked too.
-            # One mask at a time, so memory holds one mask, not one per segment type.
             keys = []
-            for key, mask in iter_seg_masks(seg_paths, series.grid):
-                put(f"seg/{alias}/{key.replace(':', '_')}.nii.gz", nifti_bytes(
-                    canonical(mask, spacing=settings.spacing, order=0)), "seg")
+            for key, data in seg_mask_niftis(seg_paths, series.grid, settings.spacing):
+                put(f"seg/{alias}/{key.replace(':', '_')}.nii.gz", data, "seg")
                 keys.append(key)
             row["segments"] = "|".join(keys) or None
         except VolumeError as error:

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import gzip
 import io
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import nibabel as nib
 import numpy as np
@@ -40,10 +41,12 @@ LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 SLICE_TOLERANCE = TOLERANCE   # fraction of a voxel a slice or SEG frame may sit off the grid
 INT16 = np.iinfo(np.int16)
 NIFTI_DESCRIPTION_BYTES = 80          # size of the NIfTI-1 ``descrip`` field
+NIFTI_DATA_OFFSET = 352               # 348-byte header, 4 bytes saying "no extensions"
 XFORM_SCANNER = 1                     # NIFTI_XFORM_SCANNER_ANAT: DICOM patient coordinates
 # gzip level 1, nibabel's own for .nii.gz: level 9 takes up to 16x as long for ~3% smaller CTs.
 GZIP_LEVEL = 1
 SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
+T = TypeVar("T")
 
 
 class VolumeError(ValueError):
@@ -103,11 +106,21 @@ class CTSeries:
         the output and two resampled slices are held. Interpolated HU are rounded back to the
         volume's int16 (by at most 0.5 HU, far below CT noise), which compresses to about half
         the size of float32."""
+        return self._made(spacing, _Plan.volume)
+
+    def nifti(self, spacing: tuple[float, float, float] | None) -> bytes:
+        """``nifti_bytes(self.resampled(spacing))``, for an axial series compressed while the
+        slices are read and resampled: neither the native nor the resampled volume is held."""
+        return self._made(spacing, _Plan.nifti)
+
+    def _made(self, spacing: tuple[float, float, float] | None,
+              make: Callable[[_Plan, Callable[[int], np.ndarray], np.dtype], T]) -> T:
+        """``make`` from the HU slices: in int16, or once more in float32 when a slice's HU
+        turn out not to fit it."""
+        plan = _Plan.of(self.grid.shape, LPS_TO_RAS @ self.grid.affine, spacing, order=1)
         for dtype in ((np.int16, np.float32) if _whole(self.rescale) else (np.float32,)):
             try:
-                return _resample(self.grid.shape, LPS_TO_RAS @ self.grid.affine,
-                                 lambda k, dtype=dtype: self._hu(k, dtype), spacing=spacing,
-                                 order=1, dtype=dtype)
+                return make(plan, lambda k, dtype=dtype: self._hu(k, dtype), np.dtype(dtype))
             except _NotInt16:
                 continue
         raise AssertionError("float32 holds every HU")
@@ -217,16 +230,52 @@ def iter_seg_masks(seg_files: Sequence[Path], ct: Sequence[Path] | Volume | Grid
     split over two SEGs) is OR-ed into one mask.
     """
     grid = _grid_of(ct)
+    for key, frames in sorted(_placed_frames(seg_files, grid).items()):
+        yield key, Volume(_mask(frames, grid), LPS_TO_RAS @ grid.affine)
+
+
+def seg_mask_niftis(seg_files: Sequence[Path], ct: Sequence[Path] | Volume | Grid,
+                    spacing: tuple[float, float, float] | None) -> Iterator[tuple[str, bytes]]:
+    """What the training export writes of each mask of ``iter_seg_masks``:
+    ``nifti_bytes(canonical(mask, spacing=spacing, order=0))``. When every frame of a type lies
+    in a CT slice (SEGs of axial CTs), its mask is made slice by slice from the frames as the
+    output needs them, so the mask on the CT's grid is never held; otherwise from that mask."""
+    grid = _grid_of(ct)
+    plan = _Plan.of(grid.shape, LPS_TO_RAS @ grid.affine, spacing, order=0)
+    for key, frames in sorted(_placed_frames(seg_files, grid).items()):
+        if all(isinstance(frame.target[2], int) for frame in frames):
+            by_slice: dict[int, list[_Frame]] = {}
+            for frame in frames:
+                by_slice.setdefault(frame.target[2], []).append(frame)
+            yield key, plan.nifti(lambda k, by_slice=by_slice: _mask_slice(
+                by_slice.get(k, []), grid), np.dtype(np.uint8))
+        else:
+            mask = Volume(_mask(frames, grid), LPS_TO_RAS @ grid.affine)
+            yield key, nifti_bytes(canonical(mask, spacing=spacing, order=0))
+
+
+def _placed_frames(seg_files: Sequence[Path], grid: Grid) -> dict[str, list[_Frame]]:
+    """Every frame of the SEGs by segment type, placed on ``grid`` (or VolumeError)."""
     frames: dict[str, list[_Frame]] = {}
     for path in seg_files:
         for key, frame in _frames(Path(path), grid):
             frames.setdefault(key, []).append(frame)
-    affine = LPS_TO_RAS @ grid.affine
-    for key in sorted(frames):
-        mask = np.zeros(grid.shape, dtype=np.uint8, order="F")
-        for frame in frames[key]:
-            mask[frame.target] |= frame.pixels()
-        yield key, Volume(mask, affine)
+    return frames
+
+
+def _mask(frames: Sequence[_Frame], grid: Grid) -> np.ndarray:
+    mask = np.zeros(grid.shape, dtype=np.uint8, order="F")
+    for frame in frames:
+        mask[frame.target] |= frame.pixels()
+    return mask
+
+
+def _mask_slice(frames: Sequence[_Frame], grid: Grid) -> np.ndarray:
+    """Slice ``k`` of the mask from the frames that lie in it (``target`` = (i, j, k))."""
+    plane = np.zeros(grid.shape[:2], dtype=np.uint8, order="F")
+    for frame in frames:
+        plane[frame.target[0], frame.target[1]] |= frame.pixels()
+    return plane
 
 
 def _grid_of(ct: Sequence[Path] | Volume | Grid) -> Grid:
@@ -400,55 +449,100 @@ class _Samples:
             np.take(array, self.high, axis=axis).astype(compute) * weight
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """How a canonical resampling reads its source: samples along each source axis (flips to
+    RAS+ folded into their positions), the permutation from source to canonical axis order,
+    and the new grid's affine."""
+
+    samples: tuple[_Samples, _Samples, _Samples]
+    canonical_axes: tuple[int, int, int]        # canonical axis c holds source axis [c]
+    affine: np.ndarray
+
+    @classmethod
+    def of(cls, shape: Sequence[int], affine: np.ndarray,
+           spacing: tuple[float, float, float] | None, order: int) -> _Plan:
+        orientation = nib.orientations.io_orientation(affine)
+        canonical_affine = affine @ nib.orientations.inv_ornt_aff(orientation, shape)
+        source_of = np.argsort(orientation[:, 0])                 # canonical -> source axis
+        canonical_shape = np.asarray(shape)[source_of]
+        step = np.ones(3) if spacing is None else \
+            np.asarray(spacing, float) / np.linalg.norm(canonical_affine[:3, :3], axis=0)
+        new_shape = np.maximum(1, np.rint(canonical_shape / step)).astype(int)
+        start = (canonical_shape - 1) / 2 - (new_shape - 1) / 2 * step    # centres coincide
+        samples = []
+        for axis in range(3):                                     # source axes
+            c = int(orientation[axis, 0])
+            positions = start[c] + np.arange(new_shape[c]) * step[c]
+            samples.append(_Samples.at(positions, shape[axis], order,
+                                       flip=orientation[axis, 1] < 0))
+        index_map = np.diag([*step, 1.0])
+        index_map[:3, 3] = start
+        return cls(tuple(samples), tuple(int(a) for a in source_of),
+                   canonical_affine @ index_map)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """The output's shape in source axis order."""
+        return tuple(len(s.low) for s in self.samples)
+
+    @property
+    def slices_last(self) -> bool:
+        """Whether the source's slices stay the last axis (axial CTs): then output slices are
+        the NIfTI file's order and can be written as they are made."""
+        return self.canonical_axes[2] == 2
+
+    def planes(self, read: Callable[[int], np.ndarray], dtype: np.dtype
+               ) -> Iterator[np.ndarray]:
+        """Output slices along the source's slice axis, in order, each from the one or two
+        source slices ``read`` gives (each read once, held only while needed)."""
+        cached: dict[int, np.ndarray] = {}
+        along_slices = self.samples[2]
+        compute = None
+        for m in range(len(along_slices.low)):
+            low, high, weight = (int(along_slices.low[m]), int(along_slices.high[m]),
+                                 along_slices.weight[m])
+            for k in [k for k in cached if k not in (low, high)]:
+                del cached[k]
+            for k in (low, high):
+                if k not in cached:
+                    source = read(k)
+                    compute = compute or (np.dtype(np.float64) if source.dtype == np.float64
+                                          else np.dtype(np.float32))
+                    cached[k] = _plane(source, self.samples[0], self.samples[1], compute)
+            if weight == 0:
+                value = cached[low]
+            else:
+                w = compute.type(weight)
+                value = cached[low] * (1 - w) + cached[high] * w
+            if np.issubdtype(dtype, np.integer) and not np.issubdtype(value.dtype, np.integer):
+                info = np.iinfo(dtype)
+                value = np.clip(np.rint(value), info.min, info.max)
+            yield value.astype(dtype, copy=False)
+
+    def volume(self, read: Callable[[int], np.ndarray], dtype: np.dtype) -> Volume:
+        out = np.empty(self.shape, dtype=dtype, order="F")
+        for m, plane in enumerate(self.planes(read, dtype)):
+            out[:, :, m] = plane
+        return Volume(out.transpose(self.canonical_axes), self.affine)
+
+    def nifti(self, read: Callable[[int], np.ndarray], dtype: np.dtype,
+              description: str = "") -> bytes:
+        """``nifti_bytes`` of ``volume``, compressed slice by slice as the slices are made
+        when ``slices_last`` (the whole output is never held), else of the whole volume."""
+        if not self.slices_last:
+            return nifti_bytes(self.volume(read, dtype), description=description)
+        swap = self.canonical_axes[0] == 1
+        canonical_shape = tuple(self.shape[a] for a in self.canonical_axes)
+        return _gzip_nifti(self.affine, canonical_shape, dtype, description,
+                           (plane.T if swap else plane for plane in self.planes(read, dtype)))
+
+
 def _resample(shape: Sequence[int], affine: np.ndarray, read: Callable[[int], np.ndarray], *,
               spacing: tuple[float, float, float] | None, order: int, dtype: np.dtype
               ) -> Volume:
-    """The volume whose slice ``k`` ``read`` returns, canonical and resampled (``canonical``).
-
-    Samples are computed in the source's own axis order, with the flips to RAS+ folded into
-    the sample positions, and the result is permuted at the end (a view: none for axial CTs).
-    Source slices are read in order, each once, and only while an output slice needs them.
-    """
-    orientation = nib.orientations.io_orientation(affine)
-    canonical_affine = affine @ nib.orientations.inv_ornt_aff(orientation, shape)
-    source_of = np.argsort(orientation[:, 0])                 # canonical axis -> source axis
-    canonical_shape = np.asarray(shape)[source_of]
-    if spacing is None:
-        step = np.ones(3)
-    else:
-        step = np.asarray(spacing, float) / np.linalg.norm(canonical_affine[:3, :3], axis=0)
-    new_shape = np.maximum(1, np.rint(canonical_shape / step)).astype(int)
-    start = (canonical_shape - 1) / 2 - (new_shape - 1) / 2 * step    # centres coincide
-    samples = []
-    for axis in range(3):                                     # source axes
-        c = int(orientation[axis, 0])
-        positions = start[c] + np.arange(new_shape[c]) * step[c]
-        samples.append(_Samples.at(positions, shape[axis], order, flip=orientation[axis, 1] < 0))
-    out = np.empty([len(s.low) for s in samples], dtype=dtype, order="F")
-    compute = None
-    planes: dict[int, np.ndarray] = {}
-    for m in np.argsort(samples[2].low, kind="stable"):
-        low, high, weight = samples[2].low[m], samples[2].high[m], samples[2].weight[m]
-        for k in (low, high):
-            if k not in planes:
-                source = read(int(k))
-                compute = compute or (np.dtype(np.float64) if source.dtype == np.float64
-                                      else np.dtype(np.float32))
-                planes[k] = _plane(source, samples[0], samples[1], compute)
-        for k in [k for k in planes if k < low]:
-            del planes[k]
-        if weight == 0:
-            value = planes[low]
-        else:
-            w = compute.type(weight)
-            value = planes[low] * (1 - w) + planes[high] * w
-        if np.issubdtype(dtype, np.integer) and not np.issubdtype(value.dtype, np.integer):
-            info = np.iinfo(dtype)
-            value = np.clip(np.rint(value), info.min, info.max)
-        out[:, :, m] = value
-    index_map = np.diag([*step, 1.0])
-    index_map[:3, 3] = start
-    return Volume(out.transpose(source_of), canonical_affine @ index_map)
+    """The volume whose slice ``k`` ``read`` returns, canonical and resampled (``canonical``)."""
+    return _Plan.of(shape, affine, spacing, order).volume(read, dtype)
 
 
 def _plane(source: np.ndarray, along_i: _Samples, along_j: _Samples, compute: np.dtype
@@ -471,18 +565,32 @@ def nifti_bytes(volume: Volume, *, description: str = "") -> bytes:
     coordinates, as dcm2niix writes them), units are mm. The gzip header has mtime 0 and no file
     name, so re-exporting gives the same bytes and checksums. The only free text in the header is
     ``description`` (at most 80 ASCII bytes); nothing about the patient is written. The array
-    is compressed as nibabel writes it, in chunks: no uncompressed copy is made.
+    is compressed slice by slice: no uncompressed copy of it is made.
     """
+    array = np.asarray(volume.array)
+    return _gzip_nifti(volume.affine, array.shape, array.dtype, description,
+                       (array[:, :, k] for k in range(array.shape[2])))
+
+
+def _gzip_nifti(affine: np.ndarray, shape: Sequence[int], dtype: np.dtype, description: str,
+                planes: Iterable[np.ndarray]) -> bytes:
+    """A NIfTI-1 file of ``shape`` (header by nibabel, no extensions) whose voxels are
+    ``planes`` (``(i, j)`` slices in order), gzip-compressed as they come."""
     if not description.isascii() or len(description) > NIFTI_DESCRIPTION_BYTES:
         raise VolumeError(f"NIfTI description must be at most {NIFTI_DESCRIPTION_BYTES} ASCII "
                           f"characters, got {description!r}")
-    image = nib.Nifti1Image(np.asarray(volume.array), np.asarray(volume.affine, dtype=float))
-    image.set_qform(volume.affine, code=XFORM_SCANNER)
-    image.set_sform(volume.affine, code=XFORM_SCANNER)
-    image.header.set_xyzt_units(xyz="mm")
-    image.header["descrip"] = description.encode("ascii")
+    header = nib.Nifti1Header()
+    header.set_data_shape(tuple(shape))
+    header.set_data_dtype(dtype)
+    header.set_qform(affine, code=XFORM_SCANNER)
+    header.set_sform(affine, code=XFORM_SCANNER)
+    header.set_xyzt_units(xyz="mm")
+    header["descrip"] = description.encode("ascii")
+    header["vox_offset"] = NIFTI_DATA_OFFSET
     buffer = io.BytesIO()
     with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=GZIP_LEVEL, mtime=0) as stream:
-        holder = nib.FileHolder(fileobj=stream)
-        image.to_file_map({"image": holder, "header": holder})
+        stream.write(header.binaryblock)
+        stream.write(bytes(NIFTI_DATA_OFFSET - len(header.binaryblock)))   # no extensions
+        for plane in planes:
+            stream.write(np.asarray(plane, dtype=header.get_data_dtype()).tobytes(order="F"))
     return buffer.getvalue()

@@ -3,8 +3,13 @@
 Indexing a folder makes the index agree with it: new and changed series are (re)written,
 series whose files have all left the folder are deleted, and the touched patients are rolled
 up again from the series index. Document ids derive from UIDs and patient keys, so a rerun,
-also after a run that died half-way (OpenSearch down, process killed), ends with exactly the
-documents a clean run writes.
+also after a run that died half-way, ends with exactly the documents a clean run writes.
+
+A series document needs one instance's full header, every SR's content and every SEG's
+segments; of the other slices of a CT only that they exist. So every file is read only as far
+as its Series Instance UID (``identify``: the first kilobytes), on every core, and then one
+full header per series (all of them for SR and SEG). Memory holds one path per file and one
+document per series.
 """
 
 from __future__ import annotations
@@ -15,14 +20,20 @@ from pathlib import Path
 
 import pydicom
 from opensearchpy import OpenSearch, helpers
+from pydicom.dataset import Dataset
 
+from srcohort.index.identify import series_of
 from srcohort.index.mapping import DEFAULT_PREFIX
-from srcohort.index.documents import patient_doc_id, patient_documents, series_document
+from srcohort.index.documents import (Document, patient_doc_id, patient_documents,
+                                      series_document)
 from srcohort.index.opensearch import bulk_index, ensure_indices
 from srcohort.logs import get_logger, progress
+from srcohort.parallel import fork_map
 from srcohort.sources.images import read_header
 
 log = get_logger(__name__)
+READ_CHUNK = 64                                 # files per task: amortises the hand-over
+FULL_READ = {"SR": True, "SEG": False}          # modalities read per instance: with pixels?
 
 
 @dataclass
@@ -38,27 +49,34 @@ class IndexStats:
         return asdict(self)
 
 
-def index_directory(client: OpenSearch, dicom_dir: Path, *, site: str, prefix: str = DEFAULT_PREFIX
-                    ) -> IndexStats:
-    """Index every DICOM file below ``dicom_dir`` as belonging to ``site``."""
+def index_directory(client: OpenSearch, dicom_dir: Path, *, site: str, prefix: str = DEFAULT_PREFIX,
+                    workers: int | None = None) -> IndexStats:
+    """Index every DICOM file below ``dicom_dir`` as belonging to ``site``, reading files on
+    ``workers`` processes (default: the CPUs this process may use)."""
     series_index, patients_index = ensure_indices(client, prefix)
     stats = IndexStats()
-    grouped: dict[str, list] = defaultdict(list)
-    files = sorted(p for p in dicom_dir.rglob("*") if p.is_file())
-    for path in progress(files, total=len(files), what="files read", logger=log):
-        try:
-            ds = read_header(path)
-            if ds.Modality == "SR":
-                ds = pydicom.dcmread(path)   # the content tree sits after no pixel data
-        except ValueError as exc:
-            stats.errors.append({"file": str(path), "reason": str(exc)})
-            log.warning("not indexed", extra={"file": str(path), "reason": str(exc)})
-            continue
-        grouped[ds.SeriesInstanceUID].append((str(path.resolve()), ds))
-    docs = {uid: series_document(site, [ds for _, ds in items], [p for p, _ in items])
-            for uid, items in grouped.items()}
+    grouped: dict[str, list[str]] = defaultdict(list)
+    root = dicom_dir.resolve()          # once: resolving each of 100,000 paths takes seconds
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    with fork_map(series_of, files, workers=workers, chunksize=READ_CHUNK) as results:
+        for path, result in progress(zip(files, results), total=len(files), what="files read",
+                                     logger=log):
+            if isinstance(result, ValueError):
+                _not_indexed(stats, str(path), result)
+            else:
+                grouped[result].append(str(path))
+    uids = sorted(grouped)
+    docs: dict[str, Document] = {}
+    with fork_map(_series_document, [(site, grouped[uid]) for uid in uids],
+                  workers=workers) as built:
+        for uid, (doc, errors) in progress(zip(uids, built), total=len(uids),
+                                           what="series documents", logger=log):
+            for path, error in errors:
+                _not_indexed(stats, path, error)
+            if doc is not None:
+                docs[uid] = doc
     stats.series = bulk_index(client, series_index, docs.items())
-    gone = _vanished_series(client, series_index, site, dicom_dir.resolve(), set(docs))
+    gone = _vanished_series(client, series_index, site, root, set(docs))
     for uid in gone:
         client.delete(index=series_index, id=uid)
     stats.deleted = len(gone)
@@ -68,6 +86,38 @@ def index_directory(client: OpenSearch, dicom_dir: Path, *, site: str, prefix: s
     log.info("indexed", extra={"site": site, "series": stats.series, "deleted": stats.deleted,
                                "patients": stats.patients, "errors": len(stats.errors)})
     return stats
+
+
+def _series_document(job: tuple[str, list[str]]
+                     ) -> tuple[Document | None, list[tuple[str, ValueError]]]:
+    """The document of one series from its files (in path order), and the files that could not
+    be read in full. The first readable file stands for an image series; SR and SEG instances
+    are each read (SRs with their content tree, which follows no pixel data)."""
+    site, files = job
+    errors: list[tuple[str, ValueError]] = []
+    instances: list[Dataset] = []
+    kept: list[str] = []
+    for path in files:
+        if instances and instances[0].Modality not in FULL_READ:
+            kept.append(path)
+            continue
+        try:
+            ds = read_header(Path(path))
+            if FULL_READ.get(ds.Modality):
+                ds = pydicom.dcmread(path)
+        except (ValueError, OSError) as exc:
+            errors.append((path, exc if isinstance(exc, ValueError) else ValueError(str(exc))))
+            continue
+        instances.append(ds)
+        kept.append(path)
+    if not instances:
+        return None, errors
+    return series_document(site, instances, kept), errors
+
+
+def _not_indexed(stats: IndexStats, path: str, error: ValueError) -> None:
+    stats.errors.append({"file": path, "reason": str(error)})
+    log.warning("not indexed", extra={"file": path, "reason": str(error)})
 
 
 def _vanished_series(client: OpenSearch, series_index: str, site: str, root: Path,

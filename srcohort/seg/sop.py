@@ -35,7 +35,7 @@ def build_segmentation(label_map_path: Path, label_table: labelmaps.LabelTable,
     """The SEG of ``label_map_path`` on ``ct_headers`` (pixel data not needed), or LabelMapError."""
     label_map = labelmaps.read_label_map(label_map_path)
     headers, frames = frames_on_ct(label_map, ct_headers)
-    values = [int(v) for v in np.unique(frames) if v]
+    values = _present(frames)
     unknown = [v for v in values if v not in label_table.structures]
     if unknown:
         raise labelmaps.LabelMapError(
@@ -44,9 +44,9 @@ def build_segmentation(label_map_path: Path, label_table: labelmaps.LabelTable,
     if not values:
         raise labelmaps.LabelMapError(f"{label_map.path}: no labelled voxel (all background)")
     structures = [label_table.structures[v] for v in values]
-    segments = np.zeros(frames.shape, dtype=np.uint16)
-    for number, value in enumerate(values, start=1):
-        segments[frames == value] = number
+    numbers = np.zeros(max(values) + 1, dtype=np.uint8 if len(values) < 256 else np.uint16)
+    numbers[values] = np.arange(1, len(values) + 1)
+    segments = numbers[np.ascontiguousarray(frames)]     # label value -> segment number
     seg = hd.seg.Segmentation(
         source_images=headers, pixel_array=segments,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
@@ -62,6 +62,15 @@ def build_segmentation(label_map_path: Path, label_table: labelmaps.LabelTable,
     if any(structure.is_private for structure in structures):
         seg.CodingSchemeIdentificationSequence = [codes.private_scheme_item()]
     return seg
+
+
+def _present(frames: np.ndarray) -> list[int]:
+    """The label values (other than 0) in ``frames``, frame by frame: ``np.unique`` of the
+    whole map would sort a copy of it, ``np.bincount`` widen one to int64 (8 bytes a voxel)."""
+    values: set[int] = set()
+    for frame in frames:
+        values.update(np.unique(frame).tolist())
+    return sorted(int(v) for v in values if v)
 
 
 def _name_dimension_organization(seg: Dataset, uid: str) -> None:
