@@ -90,37 +90,34 @@ class CTSeries:
 
     def volume(self) -> Volume:
         """The native HU volume (the scanner's grid and axis order)."""
-        whole = _whole(self.rescale)
-        for dtype in ((np.int16, np.float32) if whole else (np.float32,)):
-            try:
-                array = np.empty(self.grid.shape, dtype=dtype, order="F")
-                for k in range(len(self.files)):
-                    array[:, :, k] = self._hu(k, dtype)
-                return Volume(array, LPS_TO_RAS @ self.grid.affine)
-            except _NotInt16:
-                continue
-        raise AssertionError("float32 holds every HU")
+        def native(read: Callable[[int], np.ndarray], dtype: np.dtype) -> Volume:
+            array = np.empty(self.grid.shape, dtype=dtype, order="F")
+            for k in range(len(self.files)):
+                array[:, :, k] = read(k)
+            return Volume(array, LPS_TO_RAS @ self.grid.affine)
+        return self._in_hu(native)
 
     def resampled(self, spacing: tuple[float, float, float] | None) -> Volume:
         """``canonical(self.volume(), spacing=spacing)``, made while the slices are read: only
         the output and two resampled slices are held. Interpolated HU are rounded back to the
         volume's int16 (by at most 0.5 HU, far below CT noise), which compresses to about half
         the size of float32."""
-        return self._made(spacing, _Plan.volume)
+        return self._in_hu(self._plan(spacing).volume)
 
     def nifti(self, spacing: tuple[float, float, float] | None) -> bytes:
         """``nifti_bytes(self.resampled(spacing))``, for an axial series compressed while the
         slices are read and resampled: neither the native nor the resampled volume is held."""
-        return self._made(spacing, _Plan.nifti)
+        return self._in_hu(self._plan(spacing).nifti)
 
-    def _made(self, spacing: tuple[float, float, float] | None,
-              make: Callable[[_Plan, Callable[[int], np.ndarray], np.dtype], T]) -> T:
+    def _plan(self, spacing: tuple[float, float, float] | None) -> _Plan:
+        return _Plan.of(self.grid.shape, LPS_TO_RAS @ self.grid.affine, spacing, order=1)
+
+    def _in_hu(self, make: Callable[[Callable[[int], np.ndarray], np.dtype], T]) -> T:
         """``make`` from the HU slices: in int16, or once more in float32 when a slice's HU
-        turn out not to fit it."""
-        plan = _Plan.of(self.grid.shape, LPS_TO_RAS @ self.grid.affine, spacing, order=1)
+        turn out not to fit it (the reading is then repeated: rare, and memory stays flat)."""
         for dtype in ((np.int16, np.float32) if _whole(self.rescale) else (np.float32,)):
             try:
-                return make(plan, lambda k, dtype=dtype: self._hu(k, dtype), np.dtype(dtype))
+                return make(lambda k, dtype=dtype: self._hu(k, dtype), np.dtype(dtype))
             except _NotInt16:
                 continue
         raise AssertionError("float32 holds every HU")
@@ -521,6 +518,7 @@ class _Plan:
             yield value.astype(dtype, copy=False)
 
     def volume(self, read: Callable[[int], np.ndarray], dtype: np.dtype) -> Volume:
+        """The whole resampled volume, canonical."""
         out = np.empty(self.shape, dtype=dtype, order="F")
         for m, plane in enumerate(self.planes(read, dtype)):
             out[:, :, m] = plane
