@@ -553,6 +553,8 @@ def main() -> None:
         sites = [(Size(64, 24), 3)]
     else:
         sites = [(Size(args.matrix, s), p) for s, p in (args.site or [(300, 100), (600, 20)])]
+    from srcohort.logs import configure
+    configure()                         # progress of the long steps on stderr, with an ETA
     work = Path(tempfile.mkdtemp(prefix="srcohort-clinical-", dir=args.work))
     free = shutil.disk_usage(work).free / 1e9
     if free < _disk_needed(sites) + 5:

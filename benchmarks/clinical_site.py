@@ -29,8 +29,10 @@ import yaml
 from srcohort.demo.ct import CTStudy, Geometry, ct_series
 from srcohort.demo.ecg_files import synthetic_recording, write_muse
 from srcohort.demo.labelmaps import save_label_map
+from srcohort.logs import get_logger, progress
 from srcohort.seg.enum import Structure
 
+log = get_logger("benchmarks.clinical_site")
 PIXEL_MM_AT_512 = 0.7
 SLICE_MM = 1.0
 STUDY_DATE = dt.date(2023, 3, 14)
@@ -191,7 +193,8 @@ def write_site(root: Path, site: str, size: Size, patients: int) -> list[str]:
         (root / folder).mkdir(parents=True, exist_ok=True)
     shared = _label_maps(root / ".shared", size)
     ids = [patient_id(n) for n in range(1, patients + 1)]
-    for n, pid in enumerate(ids, start=1):
+    for n, pid in progress(enumerate(ids, start=1), total=len(ids), what="patients written",
+                           logger=log):
         study = _study(n, size)
         own = (study.study_uid, study.series_uid, study.frame_of_reference_uid, pid, _name(n))
         folder = root / "images" / pid

@@ -35,6 +35,7 @@ def build_segmentation(label_map_path: Path, label_table: labelmaps.LabelTable,
     """The SEG of ``label_map_path`` on ``ct_headers`` (pixel data not needed), or LabelMapError."""
     label_map = labelmaps.read_label_map(label_map_path)
     headers, frames = frames_on_ct(label_map, ct_headers)
+    frames = np.ascontiguousarray(frames)           # C order, as highdicom reads frames
     values = _present(frames)
     unknown = [v for v in values if v not in label_table.structures]
     if unknown:
@@ -46,7 +47,7 @@ def build_segmentation(label_map_path: Path, label_table: labelmaps.LabelTable,
     structures = [label_table.structures[v] for v in values]
     numbers = np.zeros(max(values) + 1, dtype=np.uint8 if len(values) < 256 else np.uint16)
     numbers[values] = np.arange(1, len(values) + 1)
-    segments = numbers[np.ascontiguousarray(frames)]     # label value -> segment number
+    segments = numbers[frames]                      # label value -> segment number
     seg = hd.seg.Segmentation(
         source_images=headers, pixel_array=segments,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
@@ -65,12 +66,15 @@ def build_segmentation(label_map_path: Path, label_table: labelmaps.LabelTable,
 
 
 def _present(frames: np.ndarray) -> list[int]:
-    """The label values (other than 0) in ``frames``, frame by frame: ``np.unique`` of the
-    whole map would sort a copy of it, ``np.bincount`` widen one to int64 (8 bytes a voxel)."""
-    values: set[int] = set()
+    """The label values (other than 0) in ``frames``: counted frame by frame when they are
+    unsigned integers (0.1 s of CPU for 512 x 512 x 300, ``np.unique`` 0.35 s; counting the
+    whole map at once would widen a copy of it to 8 bytes a voxel)."""
+    if frames.dtype.kind != "u":
+        return [int(v) for v in np.unique(frames) if v]
+    counts = np.zeros(int(frames.max()) + 1, dtype=np.int64)
     for frame in frames:
-        values.update(np.unique(frame).tolist())
-    return sorted(int(v) for v in values if v)
+        counts += np.bincount(frame.reshape(-1), minlength=len(counts))
+    return [int(v) for v in np.flatnonzero(counts) if v]
 
 
 def _name_dimension_organization(seg: Dataset, uid: str) -> None:
