@@ -9,13 +9,17 @@ and on what the converter writes.
 from __future__ import annotations
 
 import warnings
+from collections import defaultdict
 from pathlib import Path
 
+import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
 from srcohort.index import identify
+from srcohort.index.documents import series_document
 from srcohort.index.identify import series_of
+from srcohort.index.indexer import _series_document
 from srcohort.sources.images import read_header
 
 PYDICOM_FILES = sorted(p for p in Path(get_testdata_file("CT_small.dcm")).parent.rglob("*")
@@ -58,7 +62,6 @@ def test_converted_files_are_identified_without_pydicom(converted: Path,
 
 def test_header_longer_than_the_bytes_read_goes_to_pydicom(tmp_path: Path) -> None:
     """A long private block before the identifiers: more than ``HEAD_BYTES`` to read."""
-    import pydicom
     ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
     block = ds.private_block(0x0009, "SRCOHORT TEST", create=True)
     block.add_new(0x01, "OB", bytes(2 * identify.HEAD_BYTES))
@@ -73,3 +76,18 @@ def test_missing_and_unreadable_files_name_the_reason(tmp_path: Path) -> None:
     assert isinstance(series_of(text), ValueError)
     assert str(series_of(text)) == _expected(text)
     assert "not readable as DICOM" in str(series_of(tmp_path / "absent.dcm"))
+
+
+def test_series_documents_equal_those_of_full_header_reads(converted: Path) -> None:
+    """The indexer reads each file as far as its document needs (one image header, SEGs up to
+    their frames' functional groups, SRs whole): the documents of a full read of every file."""
+    grouped: dict[str, list[str]] = defaultdict(list)
+    for path in sorted(converted.glob("*/dicom/**/*.dcm")):
+        grouped[series_of(path)].append(str(path))
+    modalities = set()
+    for uid, files in grouped.items():
+        full = [pydicom.dcmread(f) if read_header(Path(f)).Modality == "SR" else read_header(
+            Path(f)) for f in files]
+        modalities.add(full[0].Modality)
+        assert _series_document(("s", files)) == (series_document("s", full, files), [])
+    assert modalities == {"CT", "SR", "SEG", "ECG"}

@@ -23,6 +23,7 @@ import os
 import struct
 from pathlib import Path
 
+from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_partial
 from pydicom.tag import BaseTag, Tag
@@ -120,21 +121,26 @@ def _value(element: tuple[int, int], head: bytes, start: int, length: int
 
 
 def _with_pydicom(path: Path, head: bytes) -> str | ValueError:
-    """pydicom's read up to the identifiers, from the bytes read and, where the header is
-    longer, from the file; the reason as ``sources.images.read_header`` words it."""
+    """pydicom's read up to the identifiers, from the bytes read where they hold the whole
+    file; the reason as ``sources.images.read_header`` words it."""
     try:
-        if len(head) < HEAD_BYTES:          # the whole file is in ``head``
-            ds = read_partial(io.BytesIO(head), stop_when=_after_identifiers)
-        else:
-            with open(path, "rb") as stream:
-                ds = read_partial(stream, stop_when=_after_identifiers)
+        source = io.BytesIO(head) if len(head) < HEAD_BYTES else path
+        return str(header_until(source, Tag(*LAST_IDENTIFIER)).SeriesInstanceUID)
+    except ValueError as exc:
+        return exc
+
+
+def header_until(source: Path | io.BytesIO, last: BaseTag) -> Dataset:
+    """The file's elements up to ``last`` (none after it is parsed), or ValueError worded as
+    ``sources.images.read_header`` words it. Reading a SEG up to its segments and references,
+    without the functional groups of each of its hundreds of frames, takes a fifth of the time
+    of its whole header."""
+    try:
+        with (open(source, "rb") if isinstance(source, Path) else source) as stream:
+            ds = read_partial(stream, stop_when=lambda tag, vr, length: tag > last)
     except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, KeyError) as exc:
-        return ValueError(f"not readable as DICOM: {exc.__class__.__name__}: {exc}")
+        raise ValueError(f"not readable as DICOM: {exc.__class__.__name__}: {exc}") from None
     missing = [kw for kw in REQUIRED if not str(ds.get(kw, "")).strip()]
     if missing:
-        return ValueError(f"DICOM file lacks {', '.join(missing)}")
-    return str(ds.SeriesInstanceUID)
-
-
-def _after_identifiers(tag: BaseTag, vr: str | None, length: int) -> bool:
-    return tag > Tag(*LAST_IDENTIFIER)
+        raise ValueError(f"DICOM file lacks {', '.join(missing)}")
+    return ds

@@ -21,19 +21,22 @@ from pathlib import Path
 import pydicom
 from opensearchpy import OpenSearch, helpers
 from pydicom.dataset import Dataset
+from pydicom.tag import Tag
 
-from srcohort.index.identify import series_of
+from srcohort.index.identify import header_until, series_of
 from srcohort.index.mapping import DEFAULT_PREFIX
 from srcohort.index.documents import (Document, patient_doc_id, patient_documents,
                                       series_document)
 from srcohort.index.opensearch import bulk_index, ensure_indices
 from srcohort.logs import get_logger, progress
 from srcohort.parallel import fork_map
-from srcohort.sources.images import read_header
 
 log = get_logger(__name__)
 READ_CHUNK = 64                                 # files per task: amortises the hand-over
-FULL_READ = {"SR": True, "SEG": False}          # modalities read per instance: with pixels?
+PER_INSTANCE = {"SR", "SEG"}                    # modalities whose every instance is read
+# A header is read up to the shared functional groups: a SEG's segments and references, not
+# the groups of each of its frames; everything of an image's but its pixels.
+BEFORE_FRAME_GROUPS = Tag(0x5200, 0x9228)
 
 
 @dataclass
@@ -98,12 +101,12 @@ def _series_document(job: tuple[str, list[str]]
     instances: list[Dataset] = []
     kept: list[str] = []
     for path in files:
-        if instances and instances[0].Modality not in FULL_READ:
+        if instances and instances[0].Modality not in PER_INSTANCE:
             kept.append(path)
             continue
         try:
-            ds = read_header(Path(path))
-            if FULL_READ.get(ds.Modality):
+            ds = header_until(Path(path), BEFORE_FRAME_GROUPS)
+            if ds.Modality == "SR":         # the content tree: everything
                 ds = pydicom.dcmread(path)
         except (ValueError, OSError) as exc:
             errors.append((path, exc if isinstance(exc, ValueError) else ValueError(str(exc))))
