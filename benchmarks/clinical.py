@@ -277,8 +277,9 @@ def measure_size(size: Size, patients: int, *, url: str, work: Path, baseline_pa
     print(f"# {size.label}: {patients} patients, {files} CT files ({site_gb:.1f} GB) written "
           f"in {generated:.0f} s", file=sys.stderr, flush=True)
     report.steps["convert"] = run_step("convert", site=str(site), out=str(converted))
-    label_map = work / "label-map.nii.gz"                  # kept for the SEG comparison
-    shutil.copyfile(site / "labelmaps" / f"{ids[-1]}.nii.gz", label_map)
+    label_map = work / "label-map.nii.gz"       # kept for the SEG comparison: the most segments
+    most = max(range(1, patients + 1), key=lambda n: (clinical_site.structures(n), n))
+    shutil.copyfile(site / "labelmaps" / f"{ids[most - 1]}.nii.gz", label_map)
     shutil.copyfile(site / "tables" / "labels.csv", work / "labels.csv")
     shutil.rmtree(site)
     dicom = converted / "dicom"
@@ -306,7 +307,7 @@ def measure_size(size: Size, patients: int, *, url: str, work: Path, baseline_pa
     report.baselines["export"], report.checks["max_hu_difference"] = _export_baseline(
         client, index_names(PREFIX)[0], site_name, export, work, baseline_patients)
     report.steps["seg"], report.baselines["seg"], report.checks["seg"] = _seg_comparison(
-        label_map, work / "labels.csv", client, index_names(PREFIX)[0], work)
+        label_map, work / "labels.csv", ids[most - 1], client, index_names(PREFIX)[0], work)
     client.indices.delete(index=f"{PREFIX}*", ignore_unavailable=True)
     for folder in (converted, export):
         shutil.rmtree(folder)
@@ -373,13 +374,13 @@ def _per_patient(uses: list[Usage]) -> Usage:
                  load=statistics.mean(u.load for u in uses))
 
 
-def _seg_comparison(label_map: Path, table: Path, client: Any, series_index: str, work: Path
-                    ) -> tuple[Usage, Usage, dict]:
-    """srcohort and dcmqi on the same label map and CT (the last patient's), 3 runs each,
+def _seg_comparison(label_map: Path, table: Path, patient_id: str, client: Any,
+                    series_index: str, work: Path) -> tuple[Usage, Usage, dict]:
+    """srcohort and dcmqi on the same label map and CT (``patient_id``'s), 3 runs each,
     median; dciodvfy on srcohort's SEG."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from tests.dicom_validators import dciodvfy
-    _, files = _ct_series(client, series_index)[-1]
+    files = dict(_ct_series(client, series_index))[patient_id]
     folder = work / "seg-ct"
     folder.mkdir()
     for path in files:

@@ -22,7 +22,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import yaml
 
@@ -53,6 +52,11 @@ def uid(*parts: str) -> str:
     """A UID of fixed length (2.25 and 39 digits, no leading zero) derived from ``parts``."""
     value = int.from_bytes(hashlib.sha256("\x1f".join(parts).encode()).digest()[:16], "big")
     return f"2.25.{10 ** 38 + value % (9 * 10 ** 38)}"
+
+
+def structures(n: int) -> int:
+    """How many structures patient ``n``'s label map holds: 3 to 6, in turn."""
+    return MIN_STRUCTURES + n % (len(STRUCTURES) - MIN_STRUCTURES + 1)
 
 
 def patient_id(n: int) -> str:
@@ -206,8 +210,7 @@ def write_site(root: Path, site: str, size: Size, patients: int) -> list[str]:
             with open(folder / f"IM{k + 1:05d}.dcm", "wb") as handle:
                 handle.write(header)
                 handle.write(pixels)
-        os.link(shared[MIN_STRUCTURES + n % (len(STRUCTURES) - MIN_STRUCTURES + 1)],
-                 root / "labelmaps" / f"{pid}.nii.gz")
+        os.link(shared[structures(n)], root / "labelmaps" / f"{pid}.nii.gz")
         recording = synthetic_recording(
             pid, patient_name=_name(n), birth_date=dt.date(1948, 5, 17), sex="F",
             acquired=dt.datetime(2023, 3, 20, 9, 30), lbbb=n % 3 == 0, seed=n)
