@@ -3,17 +3,20 @@
 Export steps are independent per patient or per file, and their inputs (index documents, file
 lists, compiled matchers) are cheap to inherit but slow to pickle one by one. Workers are forked
 from a process that already holds the items, so each worker only receives an index. With one
-core (or one item) everything runs in this process, which keeps tracebacks simple.
+core (or one item) everything runs in this process, which keeps tracebacks simple. The default
+number of workers is the CPUs this process may use (``resources.cpu_count``: the cgroup quota
+of a Kaapana pod, not the node's cores).
 """
 
 from __future__ import annotations
 
 import itertools
 import multiprocessing
-import os
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence, TypeVar
+
+from srcohort.resources import cpu_count
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -30,7 +33,7 @@ def fork_map(function: Callable[[T], R], items: Sequence[T], *, workers: int | N
     of loaded again by every worker. Leaving the block early (an exception, an interruption)
     cancels what has not started.
     """
-    workers = min(workers or os.cpu_count() or 1, len(items) - 1)
+    workers = min(workers or cpu_count(), len(items) - 1)
     if workers <= 1:
         yield map(function, items)
         return

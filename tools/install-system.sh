@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Debian packages srcohort's tests and demo need: the independent DICOM judges (dcmtk's dsrdump,
-# dicom3tools' dciodvfy, PixelMed's DicomSRValidator), a Java runtime for OpenSearch, and the
+# dicom3tools' dciodvfy, PixelMed's DicomSRValidator), a Java runtime for OpenSearch, dcm2niix
+# (the DICOM -> NIfTI converter benchmarks/clinical.py measures the export against) and the
 # browser the cohort builder's tests drive headless (chromium with its chromedriver).
 set -euo pipefail
 need=()
 command -v dsrdump >/dev/null || need+=(dcmtk)
 command -v faketime >/dev/null || need+=(faketime)
 command -v dciodvfy >/dev/null || need+=(dicom3tools)
+command -v dcm2niix >/dev/null || need+=(dcm2niix)
 [ -f /usr/share/java/pixelmed.jar ] || need+=(pixelmed-apps)
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need+=(maven)
