@@ -22,6 +22,8 @@ the site's images are deleted after conversion, each size before the next).
 
     .venv/bin/python benchmarks/clinical.py                      # ~10 minutes on 2 cores
     .venv/bin/python benchmarks/clinical.py --quick              # seconds: the smoke test's size
+    .venv/bin/python benchmarks/clinical.py --convert-only --site 300:15 --site 300:45
+                                                      # the convert's memory against site size
 """
 
 from __future__ import annotations
@@ -268,15 +270,7 @@ def measure_size(size: Size, patients: int, *, url: str, work: Path, baseline_pa
     from srcohort.index.opensearch import index_names
     site_name = f"site-{size.slices}"
     site, converted = work / site_name, work / f"{site_name}-converted"
-    start = time.perf_counter()
-    ids = clinical_site.write_site(site, site_name, size, patients)
-    generated = time.perf_counter() - start
-    files = sum(1 for _ in (site / "images").rglob("*.dcm"))
-    site_gb = sum(p.stat().st_size for p in (site / "images").rglob("*.dcm")) / 1e9
-    report = SizeReport(size.label, patients, files, site_gb, generated)
-    print(f"# {size.label}: {patients} patients, {files} CT files ({site_gb:.1f} GB) written "
-          f"in {generated:.0f} s", file=sys.stderr, flush=True)
-    report.steps["convert"] = run_step("convert", site=str(site), out=str(converted))
+    ids, report = _write_and_convert(size, patients, site, converted)
     label_map = work / "label-map.nii.gz"       # kept for the SEG comparison: the most segments
     most = max(range(1, patients + 1), key=lambda n: (clinical_site.structures(n), n))
     shutil.copyfile(site / "labelmaps" / f"{ids[most - 1]}.nii.gz", label_map)
@@ -312,6 +306,41 @@ def measure_size(size: Size, patients: int, *, url: str, work: Path, baseline_pa
     for folder in (converted, export):
         shutil.rmtree(folder)
     return report
+
+
+def measure_convert(size: Size, patients: int, work: Path) -> SizeReport:
+    """Generate and convert one site, nothing else: how the convert's memory follows the
+    number of files at one CT size, without OpenSearch, the index or the export."""
+    site, converted = work / f"site-{size.slices}", work / f"site-{size.slices}-converted"
+    _, report = _write_and_convert(size, patients, site, converted)
+    for folder in (site, converted):
+        shutil.rmtree(folder)
+    return report
+
+
+def _write_and_convert(size: Size, patients: int, site: Path, converted: Path
+                       ) -> tuple[list[str], SizeReport]:
+    """Write the synthetic site and convert it, measured; its patient ids and the report."""
+    start = time.perf_counter()
+    ids = clinical_site.write_site(site, site.name, size, patients)
+    generated = time.perf_counter() - start
+    images = list((site / "images").rglob("*.dcm"))
+    site_gb = sum(p.stat().st_size for p in images) / 1e9
+    report = SizeReport(size.label, patients, len(images), site_gb, generated)
+    print(f"# {size.label}: {patients} patients, {len(images)} CT files ({site_gb:.1f} GB) "
+          f"written in {generated:.0f} s", file=sys.stderr, flush=True)
+    report.steps["convert"] = run_step("convert", site=str(site), out=str(converted))
+    return ids, report
+
+
+def print_convert(r: SizeReport) -> None:
+    usage = r.steps["convert"]
+    declared = bounds(r)["convert"]
+    print(f"CT {r.size}, {r.patients} patients, {r.files:,} CT files ({r.site_gb:.1f} GB): "
+          f"convert {usage.seconds / r.patients:.2f} s/patient, "
+          f"{usage.cpu_seconds / r.patients:.2f} CPU s/patient, peak {usage.peak_mb:,.0f} MB "
+          f"(all processes), {usage.largest_process_mb:,.0f} MB (one process), load "
+          f"{usage.load:.1f}; declared {declared:,} MB", flush=True)
 
 
 def _ct_series(client: Any, series_index: str) -> list[tuple[str, list[str]]]:
@@ -552,6 +581,8 @@ def main() -> None:
     parser.add_argument("--matrix", type=int, default=512, help="rows and columns of a slice")
     parser.add_argument("--quick", action="store_true",
                         help="64 x 64 x 24 slices, 3 patients: the smoke test's size")
+    parser.add_argument("--convert-only", action="store_true",
+                        help="generate and convert each site, nothing else (no OpenSearch)")
     parser.add_argument("--baseline-patients", type=int, default=5)
     parser.add_argument("--work", type=Path, help="where to write (default: a temp folder)")
     parser.add_argument("--url", help="an OpenSearch to use instead of starting one")
@@ -567,6 +598,14 @@ def main() -> None:
     if free < _disk_needed(sites) + 5:
         sys.exit(f"{work}: {free:.0f} GB free, the benchmark needs about "
                  f"{_disk_needed(sites):.0f} GB (fewer --site patients need less)")
+    if args.convert_only:
+        try:
+            print_header()
+            for size, patients in sites:
+                print_convert(measure_convert(size, patients, work))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     server_dir = Path(tempfile.mkdtemp(prefix="srcohort-clinical-opensearch-"))
     from srcohort.server import LocalOpenSearch
     server = None if args.url else LocalOpenSearch(server_dir, port=_free_port(), heap_mb=1024)

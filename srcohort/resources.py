@@ -71,7 +71,7 @@ class Bound:
 
 # Fitted to benchmarks/clinical.py on 2 cores (docs/performance.md); MARGIN on top.
 BOUNDS: dict[str, Bound] = {
-    "convert": Bound(base_mb=174, worker_mb=0, per_megavoxel_mb=1.9, per_file_kb=24),
+    "convert": Bound(base_mb=174, worker_mb=0, per_megavoxel_mb=1.9, per_file_kb=0.55),
     "index": Bound(base_mb=90, worker_mb=30, per_megavoxel_mb=0, per_file_kb=0.65),
     "export": Bound(base_mb=200, worker_mb=100, per_megavoxel_mb=1.0),
 }
