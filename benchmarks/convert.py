@@ -41,7 +41,7 @@ from typing import Callable, TypeVar
 
 from pydicom.dataset import Dataset
 
-from srcohort.convert.patients import PatientInputs, build_patient
+from srcohort.convert.patients import PatientInputs, build_patient, with_ct
 from srcohort.convert.report import ConversionReport, Quarantine
 from srcohort.convert.site import collect_patients
 from srcohort.demo.consortium import generate_consortium
@@ -85,7 +85,8 @@ def _site_inputs(consortium: Path, scratch: Path
         patients, segmentations = collect_patients(
             mapping, series, Quarantine(scratch / site_dir.name, site_dir, report),
             dt.date.today())
-        sites.append((mapping, patients, segmentations))
+        sites.append((mapping, {pid: with_ct(inputs) for pid, inputs in patients.items()},
+                      segmentations))
     return sites
 
 

@@ -305,6 +305,34 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from srcohort.builder.actions import standalone_actions
+    from srcohort.builder.app import BuilderApp
+    from srcohort.builder.deployment import Sites, standalone
+    from srcohort.builder.server import BuilderServer
+    try:
+        sites = (Sites.from_template(args.prefix_template, [s for s in args.sites.split(",") if s])
+                 if args.sites else Sites({args.site: args.prefix}))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    secret = os.environ.get(args.secret_env, "")
+    deployment = standalone(_client(args), sites,
+                            actions=standalone_actions(secret.encode("utf-8") if secret else None),
+                            cohorts_dir=args.cohorts, out_dir=args.out)
+    server = BuilderServer(BuilderApp(deployment), args.host, args.port,
+                           host_names=tuple(args.host_name))
+    print(f"cohort builder on {server.url} (sites: {', '.join(sites.prefixes)}); Ctrl-C stops it",
+          flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return EXIT_OK
+
+
 def _connection_options(parser: argparse.ArgumentParser, prefix: bool = True) -> None:
     parser.add_argument("--url", default=None,
                         help="OpenSearch URL (default: $OPENSEARCH_URL or http://127.0.0.1:9200); "
@@ -488,6 +516,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", default=None, help="from this ISO date or time on (UTC)")
     p.add_argument("--until", default=None, help="before this ISO date or time (UTC)")
     p.add_argument("--last", type=int, default=0, help="only the last N matching entries")
+    _connection_options(p)
+
+    p = add("serve", cmd_serve, "the cohort builder: a web page over the index that builds a cohort "
+                                "definition with live counts per site and criterion",
+            json_option=False)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: %(default)s, this machine only)")
+    p.add_argument("--port", type=int, default=8765, help="port (default: %(default)s)")
+    p.add_argument("--host-name", action="append", default=[],
+                   help="a name users reach the server by, when it listens beyond this machine "
+                        "(repeatable; other Host headers are refused)")
+    p.add_argument("--site", default="local",
+                   help="the site's name with --prefix, as actions name it (default: %(default)s)")
+    p.add_argument("--sites", default="",
+                   help="comma-separated site names, each with its own indices (--prefix-template)")
+    p.add_argument("--prefix-template", default="srcohort-demo-{site}-",
+                   help="index prefix of each of --sites ('srcohort-demo-{site}-')")
+    p.add_argument("--cohorts", type=Path, default=Path("cohorts"),
+                   help="folder of saved cohort definitions (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=Path("builder-out"),
+                   help="folder for exports and federated aggregates (default: %(default)s)")
+    p.add_argument("--secret-env", default="SRCOHORT_SECRET",
+                   help="environment variable holding the export's pseudonymisation secret")
     _connection_options(p)
 
     p = add("opensearch", cmd_opensearch, "fetch, start, stop or query the local OpenSearch")

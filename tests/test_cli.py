@@ -13,7 +13,7 @@ import pytest
 from srcohort.cli import build_parser, main
 
 SUBCOMMANDS = ["demo", "demo-data", "convert", "validate", "index", "cohort", "federated",
-               "export", "audit", "opensearch"]
+               "export", "audit", "serve", "opensearch"]
 
 
 def _srcohort(*args: str) -> subprocess.CompletedProcess:

@@ -90,11 +90,11 @@ def test_a_complete_export_lists_what_it_left_out(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A single-slice CT is no volume: left out, and the status says so by kind and class."""
     from srcohort.export import training, volumes
-    real = volumes.ct_volume
+    real = volumes.ct_series
 
-    def one_slice(files: list[Path]) -> volumes.Volume:
+    def one_slice(files: list[Path]) -> volumes.CTSeries:
         return real(files[:1])
-    monkeypatch.setattr(training, "ct_volume", one_slice)
+    monkeypatch.setattr(training, "ct_series", one_slice)
     out = tmp_path / "unified"
     export_training(opensearch_client, ALL_CT, out, secret=SECRET, prefix=prefix,
                     settings=SETTINGS, workers=1)

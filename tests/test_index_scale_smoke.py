@@ -7,10 +7,7 @@ builders, the cohort definitions and the DuckDB baseline cannot drift apart unno
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -18,26 +15,15 @@ from opensearchpy import OpenSearch
 
 from srcohort.index import opensearch as bulk
 from srcohort.index.opensearch import bulk_index, ensure_indices
+from tests.scripts import benchmark
 
 pytestmark = pytest.mark.opensearch
-
-BENCHMARK = Path(__file__).resolve().parent.parent / "benchmarks" / "index_scale.py"
-
-
-def _benchmark() -> ModuleType:
-    """benchmarks/ is a folder of scripts, not a package: load the script as a module."""
-    spec = importlib.util.spec_from_file_location("index_scale", BENCHMARK)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module      # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_opensearch_counts_equal_duckdb_on_5000_series(opensearch_client: OpenSearch,
                                                        index_prefix: str,
                                                        tmp_path: Path) -> None:
-    scale = _benchmark()
+    scale = benchmark("index_scale")
     report = scale.measure(opensearch_client, index_prefix, limit=5000, seed=0, repeat=1,
                            baseline_docs=0, baseline_rounds=0, workdir=tmp_path)
     assert 5000 <= report.series.docs < 5000 + 3000          # whole patients: a few over

@@ -28,7 +28,7 @@ import pytest
 from pydicom.dataset import Dataset
 
 import srcohort.sr.sop
-from srcohort.convert.patients import PatientInputs, build_patient
+from srcohort.convert.patients import PatientInputs, build_patient, with_ct
 from srcohort.convert.report import ConversionReport, Quarantine
 from srcohort.convert.site import collect_patients
 from srcohort.sources.images import scan_series
@@ -75,7 +75,7 @@ def _patients(consortium: Path, scratch: Path) -> list[PatientInputs]:
         found, _ = collect_patients(mapping, series,
                                      Quarantine(scratch / site_dir.name, site_dir, report),
             dt.date.today())
-        patients += [found[pid] for pid in sorted(found)]
+        patients += [with_ct(found[pid]) for pid in sorted(found)]
     return patients
 
 

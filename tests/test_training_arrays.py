@@ -24,10 +24,11 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.pixels import pack_bits
+from scipy import ndimage
 
 from srcohort.export.ecg_arrays import LEADS, EcgArrayError, ecg_array
-from srcohort.export.volumes import (SLICE_TOLERANCE, Volume, VolumeError, canonical, ct_volume,
-                                     nifti_bytes, seg_masks)
+from srcohort.export.volumes import (SLICE_TOLERANCE, Volume, VolumeError, canonical, ct_series,
+                                     ct_volume, nifti_bytes, seg_mask_niftis, seg_masks)
 from srcohort.sources.ecg.model import EcgRecording
 from srcohort.sources.labelmaps import read_label_map, read_label_table
 from srcohort.sources.mapping import load_mapping
@@ -40,6 +41,7 @@ CT2_WITH_SCOUT = Path(get_testdata_file("CT_small.dcm")).parent / "dicomdirtests
 REAL_ECG = Path(get_testdata_file("waveform_ecg.dcm"))
 Edit = Callable[[Dataset], None]          # changes a dataset in place
 LV, RV = "SCT:87878005", "SCT:53085002"          # SNOMED CT left / right ventricle
+INT16_MAX = np.iinfo(np.int16).max
 
 
 # --- the converted consortium, indexed once ---------------------------------------------------
@@ -296,6 +298,103 @@ def test_linear_resampling_reproduces_a_linear_field(data: Converted) -> None:
     quarter = np.array(resampled.spacing) / 4 + 1e-9       # RAS: axis a runs along world a
     assert np.all(np.abs(new_low - old_low) <= quarter)
     assert np.all(np.abs(new_high - old_high) <= quarter)
+
+
+def _ndimage_reference(volume: Volume, spacing: tuple[float, float, float], order: int
+                      ) -> Volume:
+    """The resampling srcohort had before its separable one: nibabel's reorientation, then
+    ``scipy.ndimage.affine_transform`` with the diagonal index map (computed in float64)."""
+    orientation = nib.orientations.io_orientation(volume.affine)
+    array = nib.orientations.apply_orientation(volume.array, orientation)
+    affine = volume.affine @ nib.orientations.inv_ornt_aff(orientation, volume.array.shape)
+    step = np.asarray(spacing) / np.linalg.norm(affine[:3, :3], axis=0)
+    shape = np.maximum(1, np.rint(np.asarray(array.shape) / step)).astype(int)
+    start = (np.asarray(array.shape) - 1) / 2 - (shape - 1) / 2 * step
+    resampled = ndimage.affine_transform(array.astype(np.float64), step, offset=start,
+                                         output_shape=tuple(shape), order=order, mode="nearest")
+    index_map = np.diag([*step, 1.0])
+    index_map[:3, 3] = start
+    return Volume(resampled, affine @ index_map)
+
+
+@pytest.mark.parametrize("transpose, flips", [((0, 1, 2), ()), ((2, 0, 1), (1,)),
+                                              ((1, 0, 2), (0, 2))])
+@pytest.mark.parametrize("spacing", [(3.7, 4.1, 2.9), (13.0, 0.8, 17.5)])
+def test_separable_resampling_equals_ndimage(data: Converted, transpose: tuple[int, int, int],
+                                             flips: tuple[int, ...],
+                                             spacing: tuple[float, float, float]) -> None:
+    """Linear: the same values as ndimage's trilinear interpolation (float32 rounding aside);
+    nearest: the same voxels, ties included; both on the same grid, in any storage order."""
+    ct = ct_volume(next(iter(data.ct.values())))
+    rng = np.random.default_rng(7)
+    noisy = Volume(rng.integers(-1000, 3000, ct.array.shape).astype(np.int16), ct.affine)
+    labels = Volume((rng.random(ct.array.shape) > 0.6).astype(np.uint8), ct.affine)
+    for volume, order in ((noisy, 1), (labels, 0)):
+        stored = _reindexed(volume, transpose, flips)
+        ours, reference = canonical(stored, spacing=spacing, order=order), \
+            _ndimage_reference(stored, spacing, order)
+        np.testing.assert_allclose(ours.affine, reference.affine, atol=1e-9)
+        assert ours.array.shape == reference.array.shape
+        if order == 0:
+            assert ours.array.dtype == np.uint8
+            np.testing.assert_array_equal(ours.array, reference.array)
+        else:
+            assert ours.array.dtype == np.float32
+            np.testing.assert_allclose(ours.array, reference.array, atol=2e-3)
+
+
+@pytest.mark.parametrize("name", ["demo", "oblique", "pydicom CT5N"])
+@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (6.5, 3.0, 2.5), None])
+def test_ct_resampled_while_read_equals_the_resampled_volume(
+        series: dict[str, list[Path]], name: str,
+        spacing: tuple[float, float, float] | None) -> None:
+    """The training export never holds the native volume; what it writes is the native
+    volume's canonical resampling, rounded back to int16."""
+    ct = ct_series(series[name])
+    streamed = ct.resampled(spacing)
+    expected = canonical(ct.volume(), spacing=spacing)
+    assert streamed.array.dtype == np.int16
+    np.testing.assert_array_equal(streamed.array, np.rint(expected.array))
+    np.testing.assert_allclose(streamed.affine, expected.affine, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["demo", "oblique", "pydicom CT5N"])
+@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (6.5, 3.0, 2.5), None])
+def test_ct_compressed_while_read_is_the_nifti_of_the_resampled_volume(
+        series: dict[str, list[Path]], name: str,
+        spacing: tuple[float, float, float] | None) -> None:
+    """Axial series are compressed slice by slice as they are resampled, others (the oblique
+    one) from the whole volume: either way the bytes of ``nifti_bytes``."""
+    ct = ct_series(series[name])
+    assert ct.nifti(spacing) == nifti_bytes(ct.resampled(spacing))
+
+
+@pytest.mark.parametrize("spacing", [(2.5, 3.0, 4.0), None])
+def test_masks_made_slice_by_slice_are_the_nifti_of_the_resampled_masks(
+        data: Converted, spacing: tuple[float, float, float] | None) -> None:
+    for seg_path, series_uid in data.seg_ct.items():
+        ct = ct_volume(data.ct[series_uid])
+        # the CT's own grid (frames lie in its slices) and the same voxels stored with the
+        # slices first (frames lie across its first axis: made from the whole mask)
+        for grid in (ct, _reindexed(ct, (2, 0, 1), ())):
+            expected = {key: nifti_bytes(canonical(mask, spacing=spacing, order=0))
+                        for key, mask in seg_masks([seg_path], grid).items()}
+            assert dict(seg_mask_niftis([seg_path], grid, spacing)) == expected
+
+
+def test_one_slice_beyond_int16_makes_the_whole_volume_float32(data: Converted,
+                                                               tmp_path: Path) -> None:
+    files = sorted(_copy_series(next(iter(data.ct.values())), tmp_path), key=lambda f: float(
+        pydicom.dcmread(f, stop_before_pixels=True).ImagePositionPatient[2]))
+
+    def beyond(ds: Dataset) -> None:
+        ds.RescaleIntercept = "32000"
+    _edit(files[-1], beyond)                    # the last slice read
+    ct = ct_series(files)
+    volume, streamed = ct.volume(), ct.resampled((7.0, 7.0, 7.0))
+    assert volume.array.dtype == streamed.array.dtype == np.float32
+    assert volume.array.max() > INT16_MAX
+    np.testing.assert_allclose(streamed.array, canonical(volume, spacing=(7.0, 7.0, 7.0)).array)
 
 
 def _field_of_view(volume: Volume) -> tuple[np.ndarray, np.ndarray]:

@@ -260,7 +260,7 @@ def test_an_unreadable_ct_is_left_out_and_noted_the_rest_exports(
     problem is noted by kind only (the message names source files, which stay in the log),
     and every other patient is exported as before."""
     before = {r["pseudonym"]: r for r in _rows(exported.root)}
-    real = training.ct_volume
+    real = training.ct_series
     calls: list[int] = []
 
     def failing_once(files):
@@ -269,7 +269,7 @@ def test_an_unreadable_ct_is_left_out_and_noted_the_rest_exports(
             raise training.VolumeError(f"{files[0]}: slice spacing not uniform")
         return real(files)
 
-    monkeypatch.setattr(training, "ct_volume", failing_once)
+    monkeypatch.setattr(training, "ct_series", failing_once)
     result = export_training(opensearch_client, ALL_CT, tmp_path / "out", secret=SECRET,
                              prefix=exported.prefix, settings=SETTINGS, workers=1)
     assert (tmp_path / "out" / COMPLETE).is_file()

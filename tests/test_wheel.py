@@ -31,6 +31,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     names = zipfile.ZipFile(wheel).namelist()
     assert "srcohort/studies/tavi/study.yaml" in names
     assert "srcohort/studies/lung-nodules/templates/nodules.yaml" in names
+    for static in ("index.html", "builder.js", "builder.css"):       # the builder's page
+        assert f"srcohort/builder/static/{static}" in names
     assert "srcohort/templates/tid3700-ecg-report.yaml" in names
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(work / "venv")],
                    check=True)

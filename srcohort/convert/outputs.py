@@ -28,7 +28,12 @@ from srcohort.uids import derived_uid
 
 def dicom_path(root: Path, ds: Dataset) -> Path:
     """Where an instance lives in the output: by UID only, so paths carry no PHI."""
-    return root / ds.StudyInstanceUID / ds.SeriesInstanceUID / f"{ds.SOPInstanceUID}.dcm"
+    return uid_path(root, ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+
+
+def uid_path(root: Path, study_uid: str, series_uid: str, instance_uid: str) -> Path:
+    """``dicom_path`` of the instance with these UIDs."""
+    return root / study_uid / series_uid / f"{instance_uid}.dcm"
 
 
 def encode(ds: Dataset) -> bytes:

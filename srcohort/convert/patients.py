@@ -1,6 +1,8 @@
 """Per-patient SR building: one patient's inputs -> the SRs the study's templates write.
 
-Pure with respect to the file system, so it runs in worker processes and in tests alike; UIDs
+``build_patient`` is pure with respect to the file system, so it runs in worker processes and
+in tests alike; the one file reading, of the patient's CT headers (``with_ct``), happens where
+the patient is built, so a process holds one patient's headers at a time, never a site's. UIDs
 derive from site, patient and template (and from the content, when written: ``outputs.seal``),
 so converting twice gives the same instances. Each template the study declares is written when
 the patient has what it is written from (``written_when``): a document template
@@ -10,11 +12,13 @@ its rows, on the patient's CT, whose frame of reference its points lie in.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 
 from pydicom.dataset import Dataset
 
+from srcohort.sources.images import read_headers
 from srcohort.sources.tables import RowError, TableRecord
 from srcohort.sr.document import DeclaredDocument, declared_sr
 from srcohort.sr.evidence import patient_context
@@ -24,7 +28,7 @@ from srcohort.study.model import Study, Template
 from srcohort.study.record import PatientInputs, Record
 from srcohort.uids import derived_uid
 
-__all__ = ["PatientInputs", "PatientResult", "build_patient"]
+__all__ = ["PatientInputs", "PatientResult", "build_patient", "with_ct"]
 
 
 @dataclass
@@ -33,6 +37,14 @@ class PatientResult:
 
     reports: list[tuple[Dataset, list[TableRecord]]] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
+
+
+def with_ct(inputs: PatientInputs) -> PatientInputs:
+    """``inputs`` with the headers of its CT series read (the only file reading here), for
+    as long as the caller keeps the copy; ValueError naming a file that changed since the scan."""
+    if inputs.ct is None or inputs.ct_headers:
+        return inputs
+    return dataclasses.replace(inputs, ct_headers=read_headers(inputs.ct))
 
 
 def build_patient(study: Study, inputs: PatientInputs) -> PatientResult:

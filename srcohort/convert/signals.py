@@ -11,7 +11,7 @@ from typing import Callable
 
 
 from srcohort.convert.outputs import seal
-from srcohort.convert.patients import PatientInputs
+from srcohort.convert.patients import PatientInputs, with_ct
 from srcohort.convert.report import ConversionReport, Quarantine
 from srcohort.logs import get_logger
 from srcohort.sources.ecg.model import EcgFormatError
@@ -77,11 +77,11 @@ def convert_segmentations(mapping: SiteMapping, patients: dict[str, PatientInput
         return
     for row in rows:
         pid, rel = row.values["patient_id"], str(row.values["file"])
-        ct = patients[pid].ct_headers
         try:
             label_map = inside(mapping.root, rel, "label map")
             if reason := refusal(label_map, mapping.root):
                 raise LabelMapError(f"{rel}: {reason}")
+            ct = with_ct(patients[pid]).ct_headers       # read for this SEG, then dropped
             if not ct:
                 raise LabelMapError(f"{rel}: patient {pid!r} has no CT to put the SEG on")
             seg, dropped = build_segmentation(

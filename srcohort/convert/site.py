@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 
-from srcohort.convert.outputs import dicom_path, store, supersede
-from srcohort.convert.patients import PatientInputs, build_patient
+from srcohort.convert.outputs import store, supersede, uid_path
+from srcohort.convert.patients import PatientInputs, build_patient, with_ct
 from srcohort.convert.report import REPORT, ConversionReport, Quarantine
 from srcohort.files import copy_atomic, file_sha256
 from srcohort.convert.signals import UNKNOWN_PATIENT, convert_ecgs, convert_segmentations
 from srcohort.logs import get_logger, progress
-from srcohort.parallel import cpu_budget, fork_map
+from srcohort.parallel import fork_map
+from srcohort.resources import cpu_count
 from srcohort.sources import identifiers
 from srcohort.sources.images import Series, scan_series
 from srcohort.sources.mapping import SEGMENTATIONS, SiteMapping, load_mapping
@@ -92,8 +93,8 @@ def _copy_images(series: Iterable[Series], root: Path | None, site_dir: Path,
     """Images pass through byte for byte (each checked by ``scan_series``), filed by UID;
     ``root`` None: nothing is copied (a dry run)."""
     for entry in series:
-        for path, header, digest in zip(entry.files, entry.headers, entry.digests):
-            target = dicom_path(root or Path(), header)
+        for path, uid, digest in zip(entry.files, entry.instance_uids, entry.digests):
+            target = uid_path(root or Path(), entry.study_uid, entry.uid, uid)
             if root is not None and not (target.is_file() and target.stat().st_size == path.stat().st_size
                     and file_sha256(target) == digest):
                 copy_atomic(path, target)
@@ -113,8 +114,8 @@ def collect_patients(mapping: SiteMapping, series: dict[str, Series], quarantine
         return patients.setdefault(pid, PatientInputs(mapping.site, mapping.institution, pid))
 
     for entry in sorted(series.values(), key=lambda s: (s.patient_id, s.study_uid, s.uid)):
-        if entry.modality in IMAGE_MODALITIES and not patient(entry.patient_id).ct_headers:
-            patient(entry.patient_id).ct_headers = entry.headers
+        if entry.modality in IMAGE_MODALITIES and patient(entry.patient_id).ct is None:
+            patient(entry.patient_id).ct = entry
     tables: dict[str, list[TableRecord]] = {}
     for name, spec in mapping.tables.items():
         tables[name], errors = read_table(spec, today)
@@ -159,9 +160,11 @@ def _build_all(study: Study, patients: dict[str, PatientInputs], root: Path | No
                site_dir: Path,
                report: ConversionReport, quarantine: Quarantine, workers: int | None) -> None:
     """Build SRs patient by patient, in worker processes when more than one core is free (the
-    first patient in this process, so the workers inherit highdicom's tables and prototypes)."""
+    first patient in this process, so the workers inherit highdicom's tables and prototypes).
+    Each patient's CT headers are read by the process that builds the patient and dropped
+    with its SRs, so no process holds more than one patient's."""
     jobs = [(study, inputs, root) for _, inputs in sorted(patients.items())]
-    chunksize = max(1, len(jobs) // (4 * (workers or cpu_budget())))
+    chunksize = max(1, len(jobs) // (4 * (workers or cpu_count())))
     with fork_map(_build_and_write, jobs, workers=workers, chunksize=chunksize) as results:
         written: dict[tuple[Path, int], list[str]] = defaultdict(list)
         for outputs, errors in progress(results, total=len(jobs), what="patients", logger=log):
@@ -179,7 +182,7 @@ def _build_and_write(job: tuple[Study, PatientInputs, Path | None]
     """Worker: build one patient's SRs, write them, return paths and their source rows."""
     study, inputs, root = job
     try:
-        result = build_patient(study, inputs)
+        result = build_patient(study, with_ct(inputs))
     except Exception as exc:  # one patient's unexpected data must not stop the site
         rows = inputs.all_rows
         reason = f"SR could not be built: {exc.__class__.__name__}: {exc}"

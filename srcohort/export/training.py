@@ -43,8 +43,7 @@ from srcohort.export.split import SplitFractions, assign_split
 from srcohort.export.state import ExportState, json_bytes, secret_digest, write_atomic
 from srcohort.export.status import tracked
 from srcohort.export.verify import Subject, verify_export
-from srcohort.export.volumes import (Volume, VolumeError, canonical, ct_volume, nifti_bytes,
-                                     seg_masks)
+from srcohort.export.volumes import VolumeError, ct_series, seg_mask_niftis
 from srcohort.index.mapping import DEFAULT_PREFIX
 from srcohort.index.opensearch import index_names
 from srcohort.logs import get_logger, progress
@@ -184,17 +183,17 @@ def _write_patient(out_dir: Path, patient: dict, alias: str, sample: Sample,
 
     if sample.ct:
         try:
-            ct_files = [Path(f) for f in files[sample.ct]]
-            native = ct_volume(ct_files)
-            row["ct"] = put(f"ct/{alias}.nii.gz", nifti_bytes(
-                _like(canonical(native, spacing=settings.spacing, order=1), native)), "ct")
+            # Read, resampled and compressed slice by slice: memory holds the compressed
+            # output, never a whole volume (docs/performance.md).
+            series = ct_series([Path(f) for f in files[sample.ct]])
+            row["ct"] = put(f"ct/{alias}.nii.gz", series.nifti(settings.spacing), "ct")
             seg_paths = [Path(f) for uid in sample.segs for f in files[uid]]
-            # The CT's files, not its volume: the SEG's frame of reference is checked too.
-            masks = seg_masks(seg_paths, ct_files) if seg_paths else {}
-            for key in sorted(masks):
-                put(f"seg/{alias}/{key.replace(':', '_')}.nii.gz", nifti_bytes(
-                    canonical(masks[key], spacing=settings.spacing, order=0)), "seg")
-            row["segments"] = "|".join(sorted(masks)) or None
+            # The series' grid carries its frame of reference: the SEGs' is checked too.
+            keys = []
+            for key, data in seg_mask_niftis(seg_paths, series.grid, settings.spacing):
+                put(f"seg/{alias}/{key.replace(':', '_')}.nii.gz", data, "seg")
+                keys.append(key)
+            row["segments"] = "|".join(keys) or None
         except VolumeError as error:
             problems.append(_problem(alias, "ct", error))
     if sample.ecg:
@@ -208,16 +207,6 @@ def _write_patient(out_dir: Path, patient: dict, alias: str, sample: Sample,
     row.update(patient_features(patient, columns, selected_series=sample.series,
                                 anchor=settings.anchor))
     return {"row": row, "files": sorted(written, key=lambda f: f["path"]), "problems": problems}
-
-
-def _like(volume: Volume, native: Volume) -> Volume:
-    """Interpolated HU back in the source's integer type (rounding moves a value by at most
-    0.5 HU, far below CT noise): int16 compresses to about half the size of float32."""
-    if not np.issubdtype(native.array.dtype, np.integer):
-        return volume
-    info = np.iinfo(native.array.dtype)
-    array = np.clip(np.rint(volume.array), info.min, info.max).astype(native.array.dtype)
-    return Volume(array, volume.affine)
 
 
 def _problem(alias: str, kind: str, error: Exception) -> dict[str, str]:

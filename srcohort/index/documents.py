@@ -41,7 +41,11 @@ def _date(value: Any) -> str | None:
 
 def series_document(site: str, instances: Sequence[Dataset], files: Sequence[str]) -> Document:
     """One series: Kaapana fields of its first instance, srcohort fields, and one annotation
-    per SR or SEG instance (both shaped alike, so a cohort queries them the same way)."""
+    per SR or SEG instance (both shaped alike, so a cohort queries them the same way).
+
+    ``files`` are every file of the series (one instance each); ``instances`` the datasets the
+    document is read from: at least the first file's, and every SR and SEG instance. An image
+    series' other slices add nothing but their count, so their headers need not be read."""
     first = instances[0]
     pid = str(first.PatientID).strip()
     doc: Document = kaapana_fields(first)
@@ -51,7 +55,7 @@ def series_document(site: str, instances: Sequence[Dataset], files: Sequence[str
         "study_instance_uid": str(first.StudyInstanceUID),
         "modality": str(first.Modality), "study_date": _date(first.get("StudyDate")),
         "series_description": str(first.get("SeriesDescription", "")),
-        "instances": len(instances), "files": sorted(files),
+        "instances": len(files), "files": sorted(files),
         "annotations": [sr_annotation(ds) if ds.Modality == "SR" else seg_annotation(ds)
                         for ds in instances if ds.Modality in ("SR", "SEG")],
     })

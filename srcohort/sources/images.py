@@ -13,6 +13,11 @@ goes on.
 Two files with one SOP Instance UID are one instance twice when their bytes agree (the later
 ones are noted as duplicates and not passed on again), and a conflict when they differ: then
 none of them is passed on, since nothing says which one is right.
+
+A scan keeps of each file only what grouping, checking and filing need (path, digest, UIDs):
+a site has 100,000 files and more, a full header costs some 24 KB, and what the parent holds
+every forked worker holds too. Whoever needs the headers of a series reads them when it needs
+them (``read_headers``) and drops them afterwards.
 """
 
 from __future__ import annotations
@@ -45,15 +50,34 @@ _VR_SWITCH = ("Expected explicit VR", "Expected implicit VR")   # pydicom's warn
 
 @dataclass
 class Series:
-    """The files of one series and their headers (pixel data not kept)."""
+    """The files of one series, each with its SOP Instance UID and digest (no header kept:
+    ``read_headers``)."""
 
     uid: str
     patient_id: str
     study_uid: str
     modality: str
     files: list[Path] = field(default_factory=list)
-    headers: list[Dataset] = field(default_factory=list)
+    instance_uids: list[str] = field(default_factory=list)
     digests: list[str] = field(default_factory=list)     # sha256 of each file's bytes
+
+
+@dataclass(frozen=True)
+class Scanned:
+    """What the scan keeps of a file that passed ``check_instance``."""
+
+    patient_id: str
+    study_uid: str
+    series_uid: str
+    instance_uid: str
+    modality: str
+    instance_number: int
+
+    @classmethod
+    def of(cls, ds: Dataset) -> "Scanned":
+        return cls(identifiers.patient_id(ds.PatientID), str(ds.StudyInstanceUID),
+                   str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID), str(ds.Modality),
+                   _instance_number(ds))
 
 
 @dataclass
@@ -72,6 +96,23 @@ def read_header(path: Path) -> Dataset:
         raise ValueError(f"not readable as DICOM: {exc.__class__.__name__}: {exc}") from None
     check_identity(ds)
     return ds
+
+
+def read_headers(series: Series) -> list[Dataset]:
+    """The headers of ``series``' files, in its order, read now (pixel data not read); each
+    must still be the instance the scan found, else ValueError naming the file."""
+    headers = []
+    for path, uid in zip(series.files, series.instance_uids):
+        try:
+            ds = read_header(path)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc} (it was readable when the site was scanned)") \
+                from None
+        if str(ds.SOPInstanceUID) != uid:
+            raise ValueError(f"{path}: now holds SOP Instance UID {ds.SOPInstanceUID}, not "
+                             f"{uid} as when the site was scanned")
+        headers.append(ds)
+    return headers
 
 
 def check_identity(ds: Dataset) -> None:
@@ -138,23 +179,25 @@ def _check_pixel_data(ds: Dataset, syntax: UID) -> None:
                          f"sample(s) x {frames} frame(s) at {bits} bits need {expected}")
 
 
-def _read_checked(path: Path) -> tuple[Dataset | None, str, str]:
-    """Worker: (header or None, sha256 of the bytes, reason when refused)."""
+def _read_checked(path: Path) -> tuple[Scanned | None, str, str]:
+    """Worker: (what the scan keeps of the file or None, sha256 of its bytes, reason when
+    refused)."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         return None, "", f"cannot be read: {exc.strerror}"
     digest = hashlib.sha256(data).hexdigest()
     try:
-        return check_instance(data), digest, ""
+        return Scanned.of(check_instance(data)), digest, ""
     except ValueError as exc:
         return None, digest, str(exc)
 
 
 def scan_series(folder: Path, root: Path | None = None, *, workers: int | None = None
                 ) -> tuple[dict[str, Series], list[RowError], list[Duplicate]]:
-    """Group every passable DICOM file below ``folder`` by SeriesInstanceUID; files outside
-    ``root`` (default ``folder``) are never read. Returns series, refusals and duplicates."""
+    """Group every passable DICOM file below ``folder`` by SeriesInstanceUID, each series in
+    instance number order; files outside ``root`` (default ``folder``) are never read.
+    Returns series, refusals and duplicates."""
     errors: list[RowError] = []
     candidates: list[Path] = []
     for path, refusal in site_files(folder, root or folder):
@@ -164,16 +207,17 @@ def scan_series(folder: Path, root: Path | None = None, *, workers: int | None =
             candidates.append(path)
     with fork_map(_read_checked, candidates, workers=workers, chunksize=16) as results:
         checked = list(zip(candidates, results))
-    by_uid: dict[str, list[tuple[Path, Dataset, str]]] = defaultdict(list)
-    for path, (ds, digest, reason) in checked:
-        if ds is None:
+    by_uid: dict[str, list[tuple[Path, Scanned, str]]] = defaultdict(list)
+    for path, (scanned, digest, reason) in checked:
+        if scanned is None:
             errors.append(RowError(path, None, reason))
         else:
-            by_uid[str(ds.SOPInstanceUID)].append((path, ds, digest))
-    series: dict[str, Series] = {}
+            by_uid[scanned.instance_uid].append((path, scanned, digest))
+    members: dict[str, list[tuple[int, str, Path, str, str]]] = defaultdict(list)
+    first: dict[str, Scanned] = {}
     duplicates: list[Duplicate] = []
     for uid, copies in by_uid.items():
-        (path, ds, digest), *others = copies
+        (path, scanned, digest), *others = copies
         if any(d != digest for _, _, d in others):
             names = ", ".join(str(p) for p, _, _ in copies)
             errors += [RowError(p, None, f"SOP Instance UID {uid} is held by files with "
@@ -181,18 +225,18 @@ def scan_series(folder: Path, root: Path | None = None, *, workers: int | None =
                        for p, _, _ in copies]
             continue
         duplicates += [Duplicate(p, path) for p, _, _ in others]
-        entry = series.setdefault(ds.SeriesInstanceUID, Series(
-            str(ds.SeriesInstanceUID), identifiers.patient_id(ds.PatientID),
-            str(ds.StudyInstanceUID), str(ds.Modality)))
-        entry.files.append(path)
-        entry.headers.append(ds)
-        entry.digests.append(digest)
-    for entry in series.values():
-        order = sorted(range(len(entry.files)),
-                       key=lambda i: (_instance_number(entry.headers[i]), str(entry.files[i])))
-        entry.files = [entry.files[i] for i in order]
-        entry.headers = [entry.headers[i] for i in order]
-        entry.digests = [entry.digests[i] for i in order]
+        first.setdefault(scanned.series_uid, scanned)
+        members[scanned.series_uid].append((scanned.instance_number, str(path), path, digest,
+                                            uid))
+    series: dict[str, Series] = {}
+    for series_uid, files in members.items():
+        head = first[series_uid]
+        entry = series[series_uid] = Series(series_uid, head.patient_id, head.study_uid,
+                                            head.modality)
+        for _, _, path, digest, uid in sorted(files, key=lambda f: f[:2]):
+            entry.files.append(path)
+            entry.instance_uids.append(uid)
+            entry.digests.append(digest)
     return series, errors, duplicates
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
+from srcohort.sources.images import Series
 from srcohort.sources.tables import TableRecord
 from srcohort.study.model import Derived, Study
 
@@ -35,8 +36,11 @@ class PatientInputs:
     site: str
     institution: str
     patient_id: str
-    ct_headers: list[Dataset] = field(default_factory=list)   # first CT series, sorted
+    ct_headers: list[Dataset] = field(default_factory=list)   # of ``ct``, once read
     tables: dict[str, list[TableRecord]] = field(default_factory=dict)
+    # the first CT series, whose headers are read only when the patient is built
+    # (``convert.patients.with_ct``): a site's headers together would not fit in memory
+    ct: Series | None = None
 
     def rows(self, table: str) -> list[TableRecord]:
         return self.tables.get(table, [])

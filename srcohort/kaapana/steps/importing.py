@@ -31,7 +31,6 @@ from srcohort.kaapana.errors import KaapanaError
 from srcohort.kaapana.pacs import Receiver, ae_titles, send
 from srcohort.kaapana.platform import Platform
 from srcohort.logs import get_logger
-from srcohort.parallel import cpu_budget
 from srcohort.sources.mapping import MappingError
 from srcohort.study.load import StudyError
 
@@ -96,7 +95,7 @@ def _import(platform: Platform, upload: Path, bucket: ProjectBucket, prefix: str
     result["refused_members"] = unpacked.refused
     converted = work / "converted"
     try:
-        report = convert_site(site_dir, converted, workers=cpu_budget())
+        report = convert_site(site_dir, converted)       # workers: the pod's CPU quota
     except (MappingError, StudyError) as exc:
         result.update(status="refused", reason=str(exc))
         _put_json(bucket, work / "import.json", f"{prefix}/import.json", result)

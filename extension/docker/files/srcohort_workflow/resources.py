@@ -5,10 +5,13 @@ into the pod's memory request and ``ram_mem_mb_lmt`` (default: request + 100) in
 ``cpu_millicores`` into the CPU request and that + 100m into the limit; without them a step
 gets 500 Mi requested and a 600 Mi limit. Airflow's ``NODE_RAM`` pool admits a step by its
 ``ram_mem_mb``. The CPU limit is what srcohort's workers are sized by inside the pod
-(srcohort.parallel.cpu_budget reads the cgroup quota).
+(srcohort.resources.cpu_count reads the cgroup quota).
 
-The figures are upper estimates for site exports of some hundred patients with CTs of 300-600
-slices; measured bounds per step (``srcohort/resources.py``) replace them here when they exist.
+The figures are for site exports of some hundred patients with CTs of 300-600 slices. The
+limits of the steps that convert, index and export cover the peaks measured for them
+(``srcohort/resources.py``, fitted to benchmarks/clinical.py) at 600 slices, with the workers the
+CPU limit allows and 100,000 files; tests/test_airflow_dags.py checks that. Airflow carries no
+srcohort, so the figures are written here, not computed.
 """
 
 STEP_RESOURCES: dict[str, dict[str, int]] = {
