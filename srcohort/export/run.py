@@ -29,7 +29,7 @@ OUTPUT_FORMATS = ("unified", "dicom", "both")
 
 def export_formats(client: OpenSearch, cohort: Cohort, out_dir: Path, *, output_format: str,
                    prefix: str, secret: bytes,
-                   settings: TrainingSettings = TrainingSettings(),
+                   settings: TrainingSettings | None = None,
                    locate: FileLocator = series_files, actor: Actor | None = None,
                    clock: Clock = utc_now) -> dict[str, Any]:
     """Run the exports ``output_format`` asks for, audited as ``actor`` (default: this process's

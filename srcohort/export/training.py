@@ -93,7 +93,7 @@ class TrainingExportResult:
 
 def export_training(client: OpenSearch, cohort: Cohort, out_dir: Path, *, secret: bytes,
                     prefix: str = DEFAULT_PREFIX,
-                    settings: TrainingSettings = TrainingSettings(), workers: int | None = None,
+                    settings: TrainingSettings | None = None, workers: int | None = None,
                     on_patient: Callable[[str], None] | None = None,
                     locate: FileLocator = series_files) -> TrainingExportResult:
     """Export ``cohort`` from the index at ``prefix`` into ``out_dir`` (see the module doc).
@@ -101,8 +101,11 @@ def export_training(client: OpenSearch, cohort: Cohort, out_dir: Path, *, secret
     Patients are written by ``workers`` processes (default: every core); records, tables and
     the verification stay in this process. ``on_patient`` is called after each patient is
     recorded, in cohort order (progress hooks, tests that interrupt an export). ``locate``
-    says where each series' files are (default: the paths in the series index).
+    says where each series' files are (default: the paths in the series index). ``settings``
+    default to the active study's (read at the call, not at import: a step chooses its study
+    before it exports).
     """
+    settings = settings or TrainingSettings()
     start = time.monotonic()
     series_index, _ = index_names(prefix)
     columns = feature_columns(default_profiles())
