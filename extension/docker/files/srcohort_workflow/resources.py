@@ -8,9 +8,10 @@ gets 500 Mi requested and a 600 Mi limit. Airflow's ``NODE_RAM`` pool admits a s
 (srcohort.resources.cpu_count reads the cgroup quota).
 
 The figures are for site exports of some hundred patients with CTs of 300-600 slices. The
-limits of the steps that convert, index and export cover the peaks measured for them
-(``srcohort/resources.py``, fitted to benchmarks/clinical.py) at 600 slices, with the workers the
-CPU limit allows and 100,000 files; tests/test_airflow_dags.py checks that. Airflow carries no
+requests of the steps that convert, index and export cover the peaks measured for them
+(``srcohort/resources.py``, fitted to benchmarks/clinical.py, with its margin) at 600 slices,
+with the workers the CPU limit allows and 100,000 files, and their limits are twice that:
+tests/test_airflow_dags.py checks both. Airflow carries no
 srcohort, so the figures are written here, not computed.
 """
 
@@ -18,12 +19,12 @@ STEP_RESOURCES: dict[str, dict[str, int]] = {
     # indices and roles only
     "project-scope": {"ram_mem_mb": 300, "ram_mem_mb_lmt": 600, "cpu_millicores": 200},
     # unpack, convert on every granted core (one CT series per worker), dcmsend
-    "import": {"ram_mem_mb": 3000, "ram_mem_mb_lmt": 6000, "cpu_millicores": 2000},
+    "import": {"ram_mem_mb": 1200, "ram_mem_mb_lmt": 2400, "cpu_millicores": 2000},
     # headers and SR content trees, bulk requests of 2 MB
-    "index": {"ram_mem_mb": 1000, "ram_mem_mb_lmt": 3000, "cpu_millicores": 1000},
+    "index": {"ram_mem_mb": 400, "ram_mem_mb_lmt": 800, "cpu_millicores": 1000},
     "dataset": {"ram_mem_mb": 500, "ram_mem_mb_lmt": 1000, "cpu_millicores": 500},
     # CT volumes resampled per worker, NIfTI written, zipped
-    "export": {"ram_mem_mb": 4000, "ram_mem_mb_lmt": 8000, "cpu_millicores": 2000},
+    "export": {"ram_mem_mb": 1000, "ram_mem_mb_lmt": 2000, "cpu_millicores": 2000},
     "federated-site": {"ram_mem_mb": 500, "ram_mem_mb_lmt": 1000, "cpu_millicores": 500},
     "federated-central": {"ram_mem_mb": 500, "ram_mem_mb_lmt": 1000, "cpu_millicores": 500},
     "federated-decide": {"ram_mem_mb": 300, "ram_mem_mb_lmt": 600, "cpu_millicores": 200},
