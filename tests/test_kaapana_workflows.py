@@ -160,7 +160,7 @@ def test_import_sends_every_object_filed_under_project_and_dataset(
             if imported["run_id"] in p["task"]}
     assert pods["import"]["namespace"] == SERVICES
     assert pods["import"]["labels"]["network-access-ctp"] == "true"
-    assert pods["import"]["resources"]["limits"]["memory"] == "6000Mi"
+    assert pods["import"]["resources"]["limits"]["memory"] == "2400Mi"     # as declared
     assert "KAAPANA_PROJECT_USER_PASSWORD" in pods["import"]["env"]
     # The run folder was scratch: the cleaner removed it.
     assert not (airflow.volume(SERVICES) / imported["run_id"]).exists()
