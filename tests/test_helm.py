@@ -245,3 +245,77 @@ def test_manifest_matches_chart_and_dockerfiles():
         assert f'"{dag["id"]}"' in (REPO / dag["file"]).read_text(), dag
     assert sorted({dag["file"] for dag in manifest["dags"]}) == \
         sorted(str(p.relative_to(REPO)) for p in REPO.glob(manifest["dag_files"]))
+
+
+BUILDER = REPO / "extension" / "srcohort-builder"
+# kube-helm adds the project of a kaapanamultiinstallable chart (routes.py helm_install_chart).
+PROJECT_GLOBALS = ["global.project_id=0b7c1d2e-project", "global.project_name=alpha",
+                   "global.instance_name=site-a"]
+
+
+def render_builder(helm, env, sets=()) -> list[dict]:
+    args = ["template", "cohort-builder", str(BUILDER), "--kube-version", K8S_VERSION]
+    for s in [*KAAPANA_GLOBALS, *PROJECT_GLOBALS, *sets]:
+        args += ["--set", s]
+    return [doc for doc in yaml.safe_load_all(run_helm(helm, env, *args).stdout) if doc]
+
+
+def test_builder_chart_lints_and_validates(helm, helm_env, kv):
+    args = ["lint", "--strict", str(BUILDER)]
+    for s in [*KAAPANA_GLOBALS, *PROJECT_GLOBALS]:
+        args += ["--set", s]
+    proc = run_helm(helm, helm_env, *args)
+    assert "[WARNING]" not in proc.stdout and "[ERROR]" not in proc.stdout, proc.stdout
+    docs = render_builder(helm, helm_env)
+    kinds = sorted(d["kind"] for d in docs)
+    assert kinds == ["Deployment", "Ingress", "Middleware", "Middleware", "Service"]
+    for doc in docs:
+        if doc["apiVersion"].startswith("traefik.io/"):     # Traefik's CRD: not in the schemas
+            continue
+        assert kv.validate(doc, K8S_VERSION, strict=True) == "1.33", doc["kind"]
+
+
+def test_builder_is_a_project_application_behind_kaapanas_auth(helm, helm_env):
+    """As Kaapana's application charts (jupyterlab, mitk-workbench): multi-installable, routed
+    at /applications/project/<id>/release/<release> on the websecure entrypoint (auth-check),
+    the processing image, no credentials, declared resources."""
+    chart = yaml.safe_load((BUILDER / "Chart.yaml").read_text())
+    assert {"kaapanaapplication", "kaapanamultiinstallable"} <= set(chart["keywords"])
+    docs = {d["kind"] + "/" + d["metadata"]["name"]: d for d in render_builder(helm, helm_env)}
+    ingress = docs["Ingress/cohort-builder"]
+    notes = ingress["metadata"]["annotations"]
+    assert notes["traefik.ingress.kubernetes.io/router.entrypoints"] == "websecure"
+    assert notes["kaapana.ai/type"] == "application"
+    (path,) = ingress["spec"]["rules"][0]["http"]["paths"]
+    assert path["path"] == "/applications/project/0b7c1d2e-project/release/cohort-builder"
+    strip = docs["Middleware/cohort-builder-strip"]["spec"]["stripPrefix"]["prefixes"]
+    assert strip == [path["path"]]
+    assert "cohort-builder-strip@kubernetescrd" in \
+        notes["traefik.ingress.kubernetes.io/router.middlewares"]
+    pod = docs["Deployment/cohort-builder"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == "registry.example.org/kaapana/srcohort:0.6.0"
+    assert container["command"] == ["python", "-m", "srcohort.kaapana.builder"]
+    assert "--project-id=0b7c1d2e-project" in container["args"]
+    env = {e["name"]: e for e in container["env"]}
+    assert not [name for name in env if "PASSWORD" in name or "SECRET" in name]
+    assert not [e for e in env.values() if "valueFrom" in e]
+    assert env["INSTANCE_NAME"]["value"] == "site-a"
+    assert env["SRCOHORT_INDEX_PREFIX"]["value"] == "srcohort-"
+    assert {"requests", "limits"} <= set(container["resources"])
+    (ca,) = [v for v in pod["volumes"] if "secret" in v]
+    assert ca["secret"] == {"secretName": "srcohort-platform-ca", "optional": True}
+
+
+def test_builder_needs_its_project(helm, helm_env):
+    args = ["template", str(BUILDER), *sum((["--set", s] for s in KAAPANA_GLOBALS), [])]
+    proc = run_helm(helm, helm_env, *args, check=False)
+    assert proc.returncode != 0 and "global.project_id" in proc.stderr
+
+
+def test_builder_page_addresses_its_files_relative_to_itself():
+    """Behind the strip-prefix route the page lives at <path>/: an absolute URL would leave it."""
+    static = REPO / "srcohort" / "builder" / "static"
+    page = (static / "index.html").read_text() + (static / "builder.js").read_text()
+    assert not re.search(r"""(src|href)="/|fetch\(`/""", page)
+    assert 'src="static/builder.js"' in page and "fetch(`api/${route}`" in page

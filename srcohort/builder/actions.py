@@ -11,7 +11,7 @@ chooses its actions; Kaapana's adds one that turns the cohort into a Kaapana dat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Protocol
 
@@ -25,7 +25,9 @@ Json = dict[str, Any]
 
 @dataclass(frozen=True)
 class ActionContext:
-    """One run: the client of the request, the cohort, site -> index prefix, where files go."""
+    """One run: the client of the request, the cohort, site -> index prefix, where files go;
+    and the request's headers, for an action of a deployment that reads them (Kaapana's
+    dataset action takes the project from them)."""
 
     client: OpenSearch
     cohort: Cohort
@@ -33,6 +35,7 @@ class ActionContext:
     out_dir: Path
     params: Mapping[str, Any]
     actor: Actor
+    headers: Mapping[str, str] = field(default_factory=dict)
 
     def folder(self, kind: str) -> Path:
         """``<out>/<kind>/<cohort name>/<digest prefix>``: another version, another folder."""

@@ -63,6 +63,7 @@ class Request:
     sites: Sites
     body: Json
     actor: Actor
+    headers: Headers
 
     def cohort(self) -> Cohort:
         definition = self.body.get("definition")
@@ -93,7 +94,7 @@ class BuilderApp:
             raise RequestError(f"no API route {route!r}")
         request = Request(self.deployment.client_for(headers),
                           self.deployment.sites_for(headers), body,
-                          self.deployment.actor_for(headers))
+                          self.deployment.actor_for(headers), headers)
         return self.routes[route](request)
 
     # -- what the page is built from ----------------------------------------------------------
@@ -210,7 +211,8 @@ class BuilderApp:
                                           "digest": cohort.digest})
         try:
             result = action.run(ActionContext(request.client, cohort, request.sites.prefixes,
-                                              self.deployment.out_dir, params, request.actor))
+                                              self.deployment.out_dir, params, request.actor,
+                                              request.headers))
         except ValueError as exc:
             raise RequestError(str(exc)) from exc
         log.info("action done", extra={"action": name, "cohort": cohort.name,

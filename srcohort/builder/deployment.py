@@ -26,6 +26,11 @@ SitesFactory = Callable[[Headers], "Sites"]
 ActorFactory = Callable[[Headers], Actor]
 
 
+class NotSignedIn(PermissionError):
+    """The request carries no credentials this deployment accepts (HTTP 401); the message
+    says what is missing."""
+
+
 @dataclass(frozen=True)
 class Sites:
     """Site name -> index prefix of that site's srcohort indices.

@@ -25,6 +25,7 @@ from opensearchpy.exceptions import (AuthenticationException, AuthorizationExcep
                                      TransportError)
 
 from srcohort.builder.app import BuilderApp, RequestError
+from srcohort.builder.deployment import NotSignedIn
 from srcohort.cohort.definition import CohortError
 from srcohort.logs import get_logger
 
@@ -60,6 +61,8 @@ def _error_status(exc: Exception) -> tuple[HTTPStatus, str]:
     from srcohort.federated.combine import FederatedError
     if isinstance(exc, (CohortError, RequestError)):
         return HTTPStatus.BAD_REQUEST, str(exc)
+    if isinstance(exc, NotSignedIn):
+        return HTTPStatus.UNAUTHORIZED, str(exc)
     if isinstance(exc, (ExportConflict, PhiFound, FederatedError)):
         return HTTPStatus.CONFLICT, str(exc)
     if isinstance(exc, AuthenticationException):

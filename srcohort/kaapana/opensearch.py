@@ -17,13 +17,13 @@ authenticates bearer tokens from Keycloak through the token's ``opensearch`` cla
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import (AuthenticationException, AuthorizationException,
                                      ConnectionError, SSLError, TransportError)
 
 from srcohort.index.connection import connect, resolve_url
-from srcohort.kaapana.auth import TokenSource
 from srcohort.kaapana.pod import Pod
 from srcohort.logs import get_logger
 
@@ -47,16 +47,17 @@ def platform_ca(pod: Pod) -> Path | None:
     return Path(path) if path and Path(path).is_file() else None
 
 
-def platform_opensearch(pod: Pod, tokens: TokenSource) -> OpenSearch:
-    """A client of the platform's OpenSearch that sends ``tokens``' current bearer token."""
+def platform_opensearch(pod: Pod, token: Callable[[], str]) -> OpenSearch:
+    """A client of the platform's OpenSearch that sends the bearer token ``token()`` returns
+    (a step's refreshing ``TokenSource.token``, or the builder's request token)."""
     url = opensearch_url(pod)
     ca = platform_ca(pod)
     if ca is None:
         log.warning("platform CA not mounted: OpenSearch's certificate is not verified, as "
                     "kaapanapy's get_opensearch_client does",
                     extra={"url": url, "looked_for": pod.get("SRCOHORT_PLATFORM_CA")})
-        return connect(url, token_source=tokens.token, verify_certs=False)
-    return connect(url, ca_certs=str(ca), token_source=tokens.token,
+        return connect(url, token_source=token, verify_certs=False)
+    return connect(url, ca_certs=str(ca), token_source=token,
                    tls_server_name=pod.get("SRCOHORT_OPENSEARCH_TLS_NAME")
                    or NODE_CERTIFICATE_NAME)
 

@@ -31,7 +31,7 @@ class Platform:
 
     @cached_property
     def opensearch(self) -> OpenSearch:
-        return platform_opensearch(self.pod, self.tokens)
+        return platform_opensearch(self.pod, self.tokens.token)
 
     @cached_property
     def dicomweb(self) -> DicomWeb:

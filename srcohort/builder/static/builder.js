@@ -32,7 +32,7 @@ function el(tag, attrs, ...children) {
 }
 
 async function api(route, body) {
-  const response = await fetch(`/api/${route}`, {
+  const response = await fetch(`api/${route}`, {
     method: "POST", headers: { "Content-Type": "application/json" },
     body: JSON.stringify(body || {}), cache: "no-store", credentials: "same-origin",
   });

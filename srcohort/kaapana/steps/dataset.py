@@ -12,23 +12,34 @@ from __future__ import annotations
 
 from typing import Any
 
+from opensearchpy import OpenSearch
+
+from srcohort.audit.actor import Actor
 from srcohort.audit.audited import count_patients, list_patients
+from srcohort.cohort.model import Cohort
 from srcohort.kaapana.backend import put_dataset
 from srcohort.kaapana.cohorts import cohort_setting
 from srcohort.kaapana.errors import KaapanaError
 from srcohort.kaapana.platform import Platform
+from srcohort.kaapana.pod import Pod, Project
 
 
 def run(platform: Platform) -> dict[str, Any]:
     pod = platform.pod
     project = pod.project
     cohort = cohort_setting(pod.setting("cohort"))
-    name = str(pod.setting("dataset") or cohort.name)
-    prefix = platform.prefix(project)
-    counts = count_patients(platform.opensearch, cohort, prefix=prefix, actor=platform.actor)
+    return cohort_to_dataset(platform.opensearch, pod, project, platform.prefix(project), cohort,
+                             str(pod.setting("dataset") or cohort.name), platform.actor)
+
+
+def cohort_to_dataset(client: OpenSearch, pod: Pod, project: Project, prefix: str,
+                      cohort: Cohort, name: str, actor: Actor) -> dict[str, Any]:
+    """Count ``cohort`` in ``project``'s indices and put its patients' series into dataset
+    ``name``: this step, and the cohort builder's *Kaapana dataset* action inside Kaapana
+    (srcohort.kaapana.builder), both entered in the project's audit log as ``actor``."""
+    counts = count_patients(client, cohort, prefix=prefix, actor=actor)
     series = sorted({s["series_instance_uid"] for patient in
-                     list_patients(platform.opensearch, cohort, prefix=prefix,
-                                   actor=platform.actor)
+                     list_patients(client, cohort, prefix=prefix, actor=actor)
                      for s in patient["series"]})
     if not series:
         raise KaapanaError(f"cohort {cohort.name!r} matches no patient in project "
