@@ -235,6 +235,12 @@ def test_manifest_matches_chart_and_dockerfiles():
     assert manifest["requires"]["kaapana"] == ">=0.6.0"
     assert (manifest["chart"]["name"], manifest["version"]) == (chart["name"], chart["version"])
     assert manifest["chart"]["package"] == f"{chart['name']}-{chart['version']}.tgz"
+    for application in manifest["applications"]:
+        app_chart = yaml.safe_load((REPO / application["path"] / "Chart.yaml").read_text())
+        assert "kaapanaapplication" in app_chart["keywords"]
+        assert application["package"] == f"{app_chart['name']}-{app_chart['version']}.tgz"
+        assert application["name"] == app_chart["name"]
+        assert app_chart["version"] == manifest["version"]
     images = {image["name"]: image for image in manifest["images"]}
     assert values["global"]["image"] in images
     for name, image in images.items():
