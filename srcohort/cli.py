@@ -324,12 +324,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                            host_names=tuple(args.host_name))
     print(f"cohort builder on {server.url} (sites: {', '.join(sites.prefixes)}); Ctrl-C stops it",
           flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    server.serve_until_interrupted()
     return EXIT_OK
 
 

@@ -90,3 +90,28 @@ def test_a_mistyped_prefix_is_one_line(tmp_path: Path) -> None:
     result = _srcohort("cohort", "count", "tavi-self-expanding", "--prefix", "Srcohort_X")
     assert result.returncode == 2
     assert "index prefix 'Srcohort_X'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_serve_serves_the_page_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    """``srcohort serve`` as a person starts it: the page answers on the printed address, and
+    Ctrl-C (SIGINT) ends it with exit code 0 and its port closed."""
+    import signal
+    import urllib.request
+    process = subprocess.Popen(
+        [sys.executable, "-m", "srcohort", "serve", "--port", "0", "--url", "http://127.0.0.1:9",
+         "--cohorts", str(tmp_path / "c"), "--out", str(tmp_path / "o")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("cohort builder on http://127.0.0.1:"), line
+        url = line.split()[3]
+        with urllib.request.urlopen(url, timeout=30) as page:
+            assert page.status == 200 and b"<html" in page.read().lower()
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+        with pytest.raises(OSError):
+            urllib.request.urlopen(url, timeout=5)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()

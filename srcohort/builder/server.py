@@ -103,6 +103,15 @@ class BuilderServer(ThreadingHTTPServer):
         thread.start()
         return thread
 
+    def serve_until_interrupted(self) -> None:
+        """Serve until Ctrl-C (or SIGINT from the pod's runtime), then close the socket."""
+        try:
+            self.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.server_close()
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: BuilderServer

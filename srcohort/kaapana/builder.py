@@ -203,12 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("cohort builder for Kaapana", extra={"url": server.url,
                                                   "project_id": args.project_id,
                                                   "vega": str(server.vega)})
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    server.serve_until_interrupted()
     return 0
 
 
