@@ -155,8 +155,7 @@ def field_panels(study: Study) -> list[Panel]:
 def funnel_panel(study: Study, name: str, cohort: Cohort) -> Panel:
     """Per site, patients meeting the first one, two, ... conditions of a saved cohort (its
     top-level ``all``), side by side: an unchanged step shows as a bar of the same height."""
-    expr = cohort.patients
-    steps = list(expr.children) if isinstance(expr, BoolExpr) and expr.op == "all" else [expr]
+    steps = cohort.criteria
     raw = cohort.source["patients"]
     raw_steps = raw["all"] if isinstance(raw, dict) and "all" in raw else [raw]
     labels = [{"step": i + 1, "label": f"{i + 1}. {_describe(step)}"}

@@ -18,23 +18,17 @@ from typing import Any
 
 from opensearchpy import OpenSearch
 
-from srcohort.cohort.model import BoolExpr, Cohort, Expr
+from srcohort.cohort.model import Cohort
 from srcohort.cohort.query import compile_expr
 from srcohort.cohort.run import MAX_SITES
 
 Body = dict[str, Any]
 
 
-def criteria(cohort: Cohort) -> list[Expr]:
-    """The criteria the funnel applies one after another: the top-level ``all``'s children."""
-    expr = cohort.patients
-    return list(expr.children) if isinstance(expr, BoolExpr) and expr.op == "all" else [expr]
-
-
 def criterion_queries(cohort: Cohort) -> list[Body]:
     """The compiled query of each criterion: the parts of the CLI's compiled definition."""
     query = compile_expr(cohort.patients)
-    return list(query["bool"]["filter"]) if len(criteria(cohort)) > 1 else [query]
+    return list(query["bool"]["filter"]) if len(cohort.criteria) > 1 else [query]
 
 
 def sites_agg() -> Body:

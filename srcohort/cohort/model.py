@@ -122,6 +122,13 @@ class Cohort:
     source: dict = field(default_factory=dict, compare=False)
 
     @property
+    def criteria(self) -> list[Expr]:
+        """The criteria an attrition funnel applies one after another: the top-level ``all``'s
+        children (a definition of any other shape is one criterion)."""
+        expr = self.patients
+        return list(expr.children) if isinstance(expr, BoolExpr) and expr.op == "all" else [expr]
+
+    @property
     def digest(self) -> str:
         """SHA-256 of the definition in canonical JSON: equal at every site that runs the same
         cohort, whatever its YAML layout or comments, so results can be matched to it."""
