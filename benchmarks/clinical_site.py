@@ -70,20 +70,8 @@ def _name(n: int) -> str:
 class _Study(CTStudy):
     """The demo's CT study with fixed-length UIDs, so they can be replaced in encoded bytes."""
 
-    @property
-    def study_uid(self) -> str:
-        return uid(*self.uid_parts, "study")
-
-    @property
-    def series_uid(self) -> str:
-        return uid(*self.uid_parts, "series")
-
-    @property
-    def frame_of_reference_uid(self) -> str:
-        return uid(*self.uid_parts, "frame-of-reference")
-
-    def sop_instance_uid(self, k: int) -> str:
-        return uid(*self.uid_parts, "instance", str(k))
+    def uid(self, *parts: str) -> str:
+        return uid(*self.uid_parts, *parts)
 
 
 @dataclass(frozen=True)

@@ -74,20 +74,24 @@ class CTStudy:
     study_description: str = "CT TAVI planning"
     body_part: str = "HEART"
 
+    def uid(self, *parts: str) -> str:
+        """The UID named by ``uid_parts`` and ``parts``."""
+        return derived_uid(*self.uid_parts, *parts)
+
     @property
     def study_uid(self) -> str:
-        return derived_uid(*self.uid_parts, "study")
+        return self.uid("study")
 
     @property
     def series_uid(self) -> str:
-        return derived_uid(*self.uid_parts, "ct-series")
+        return self.uid("ct-series")
 
     @property
     def frame_of_reference_uid(self) -> str:
-        return derived_uid(*self.uid_parts, "frame-of-reference")
+        return self.uid("frame-of-reference")
 
     def sop_instance_uid(self, k: int) -> str:
-        return derived_uid(*self.uid_parts, "ct-instance", str(k))
+        return self.uid("ct-instance", str(k))
 
 
 def ct_series(study: CTStudy) -> list[FileDataset]:
