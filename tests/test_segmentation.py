@@ -130,6 +130,34 @@ def test_seg_passes_dciodvfy(tmp_path: Path, site_number: int) -> None:
     assert dciodvfy(path) == []
 
 
+@pytest.mark.validators
+def test_a_ct_slice_set_aside_drops_only_its_frames(tmp_path: Path) -> None:
+    """A labelled interior CT slice is missing (the conversion set it aside): the label map,
+    drawn on the whole series, still gives the slice step, its other frames are written on the
+    right slices, the missing slice's labels are counted, and the SEG stays valid."""
+    require_tool("dciodvfy")
+    label_map, table, labels = _demo_case(tmp_path, 1)
+    headers = ct_series(STUDY)
+    labelled = [k for k in range(1, len(headers) - 1) if labels[:, :, k].any()]
+    gone = labelled[len(labelled) // 2]
+    kept = [h for k, h in enumerate(headers) if k != gone]
+    seg, dropped = build_segmentation(
+        label_map, table, kept, institution="Test Hospital",
+        series_instance_uid=derived_uid("test-seg-gap", "series"),
+        sop_instance_uid=derived_uid("test-seg-gap", "instance"))
+    assert dropped == 1
+    seg = _saved(seg, tmp_path)
+    expected = {label: np.delete(mask, gone, axis=0)
+                for label, mask in _expected(labels, table.structures).items()}
+    # A structure drawn only on the missing slice has no frame left, so no segment.
+    expected = {label: mask for label, mask in expected.items() if mask.any()}
+    decoded = _decoded(seg, kept)
+    assert sorted(decoded) == sorted(expected)
+    for label, mask in expected.items():
+        np.testing.assert_array_equal(decoded[label], mask, err_msg=label)
+    assert dciodvfy(tmp_path / f"{seg.SOPInstanceUID}.dcm") == []
+
+
 def _ct5n() -> list[pydicom.Dataset]:
     return [pydicom.dcmread(p, stop_before_pixels=True) for p in sorted(CT5N.iterdir())]
 
